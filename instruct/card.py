@@ -1,0 +1,67 @@
+"""The dataset card (README.md in the run folder): Hugging Face front matter, then what is in the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from instruct.rundir import atomic_open
+
+_LOADABLE = {"messages", "alpaca", "sharegpt"}  # blueprint lines are bare lists, not objects
+
+
+def _front_matter(manifest: dict) -> dict:
+    fmt = manifest["config"]["output"]["format"]
+    front = {
+        "license": "cc-by-sa-3.0" if manifest["counts"]["dolly"] else "mit",
+        "language": ["en"],
+        "task_categories": ["text-generation"],
+        "tags": ["instruction-tuning", "social-media", "bluesky", "blueprint", "synthetic-instructions"],
+        "pretty_name": f"instruct: {manifest['run_dir']}",
+    }
+    if fmt in _LOADABLE:
+        splits = sorted({path.split("/")[0] for path in manifest["outputs"]})
+        front["configs"] = [{"config_name": "default",
+                             "data_files": [{"split": s, "path": f"{s}/*.jsonl"} for s in splits]}]
+    return front
+
+
+def write_card(run_dir: Path, manifest: dict) -> None:
+    counts = manifest["counts"]
+    fmt = manifest["config"]["output"]["format"]
+    lines = ["---", yaml.safe_dump(_front_matter(manifest), sort_keys=False).strip(), "---", "",
+             f"# {manifest['run_dir']}", "",
+             "Instruction-tuning rows built by `instruct` from BluePrint Bluesky threads"
+             + (", mixed with Dolly-format instructions." if counts["dolly"] else "."), "",
+             f"- Format: `{fmt}`; seed {manifest['seed']}; version id `{manifest['version_id']}`.",
+             f"- Rows: {counts['rows']} ({counts['generated']} generated, {counts['dolly']} Dolly); "
+             f"Dolly fraction requested {manifest['mix']['requested_dolly_fraction']}, "
+             f"realized {manifest['mix']['realized_dolly_fraction']:.4f}.",
+             f"- Input lines: {counts['lines_read']} read, {counts['threads_used']} used, "
+             f"{counts['sampled_out']} sampled out, {counts['rejected']} rejected (see `rejects.jsonl`).", "",
+             "## Rows per task", "", "| task | offered | produced | declined (top reason) |", "|---|---|---|---|"]
+    for name, task in counts["per_task"].items():
+        top = max(task["declined"].items(), key=lambda kv: kv[1], default=None)
+        reason = f"{sum(task['declined'].values())} ({top[0]})" if top else "0"
+        lines.append(f"| {name} | {task['offered']} | {task['produced']} | {reason} |")
+    lines += ["", "## Files", "", "| file | rows | generated | Dolly |", "|---|---|---|---|"]
+    for path, out in manifest["outputs"].items():
+        lines.append(f"| `{path}` | {out['rows']} | {out['generated']} | {out['dolly']} |")
+    lines += ["", "## Where responses come from", "",
+              "Every response is taken from the data: a real post, the rest of a real post, a message of the "
+              "haystack, or a label from a configured label source. Summaries are *extractive*: the most "
+              "central messages of the conversation (TF-IDF), not written by a model."
+              if "summarization" in counts["per_task"] else
+              "Every response is taken from the data: a real post, the rest of a real post, or a message of "
+              "the haystack.", "",
+              "## Licence", "",
+              "BluePrint threads: MIT (ComplexData-MILA/BluePrint), text PII-scrubbed by its authors.",
+              ]
+    if counts["dolly"]:
+        lines.append("Dolly rows: databricks-dolly-15k is CC BY-SA 3.0; a dataset that contains them must be "
+                     "shared under CC BY-SA 3.0 and credit Databricks.")
+    lines += ["", "`manifest.json` holds the full config, input hashes and every count; `.hydra/` the composed "
+              "config and the overrides."]
+    with atomic_open(run_dir / "README.md") as handle:
+        handle.write(("\n".join(lines) + "\n").encode())

@@ -1,0 +1,73 @@
+"""Output record formats. Each turns a Row into the line a trainer reads unchanged.
+
+- ``messages``: chat format read by TRL, Axolotl (``chat_template``), LLaMA-Factory and HF ``datasets``.
+- ``alpaca``: ``instruction``/``input``/``output`` (Axolotl ``alpaca``, LLaMA-Factory's default).
+- ``sharegpt``: ``conversations`` of ``from``/``value`` turns (Axolotl, LLaMA-Factory ``sharegpt``).
+- ``blueprint``: the bare list of ``system``/``context``/``assistant`` turns with the response wrapped as
+  ``{"text": …}``, as BluePrint's ``finetuning.py`` reads it. It has no room for lineage, so it has a sidecar:
+  ``<file>.meta.jsonl``, one meta object per line, line for line.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from instruct.records import Row
+
+
+def _prompt(row: Row) -> str:
+    return f"{row.instruction}\n\n{row.context}" if row.context else row.instruction
+
+
+def messages(row: Row) -> dict:
+    return {
+        "messages": [{"role": "user", "content": _prompt(row)}, {"role": "assistant", "content": row.response}],
+        "task": row.task,
+        "meta": row.meta,
+    }
+
+
+def alpaca(row: Row) -> dict:
+    return {"instruction": row.instruction, "input": row.context, "output": row.response, "task": row.task,
+            "meta": row.meta}
+
+
+def sharegpt(row: Row) -> dict:
+    return {
+        "conversations": [{"from": "human", "value": _prompt(row)}, {"from": "gpt", "value": row.response}],
+        "task": row.task,
+        "meta": row.meta,
+    }
+
+
+def blueprint(row: Row) -> list:
+    turns = [{"role": "system", "content": row.instruction}]
+    if row.context:
+        turns.append({"role": "context", "content": row.context})
+    turns.append({"role": "assistant", "content": orjson.dumps({"text": row.response}).decode()})
+    return turns
+
+
+FORMATS = {"messages": messages, "alpaca": alpaca, "sharegpt": sharegpt, "blueprint": blueprint}
+# Formats whose records cannot carry `meta`; their lineage goes to a parallel `*.meta.jsonl`.
+SIDECAR_FORMATS = frozenset({"blueprint"})
+
+
+class RecordEncoder:
+    """Encodes rows of one format to JSON lines (bytes), plus the sidecar meta line where the format needs one.
+
+    Args:
+        name: one of FORMATS.
+    """
+
+    def __init__(self, name: str):
+        if name not in FORMATS:
+            raise ValueError(f"unknown output format {name!r}; choose one of {sorted(FORMATS)}")
+        self.name = name
+        self._to_record = FORMATS[name]
+        self.sidecar = name in SIDECAR_FORMATS
+
+    def encode(self, row: Row) -> tuple[bytes, bytes | None]:
+        line = orjson.dumps(self._to_record(row)) + b"\n"
+        meta = orjson.dumps(row.meta) + b"\n" if self.sidecar else None
+        return line, meta

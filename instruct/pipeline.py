@@ -1,0 +1,380 @@
+"""The whole run in one place: inputs → plan → shards (in parallel) → per-cluster files → manifest.
+
+``generate(cfg, parent)`` is what ``run.py`` calls and what tests call with a composed config and a
+temporary parent folder; it never looks at the working directory or at Hydra's globals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from instruct import __version__
+from instruct.card import write_card
+from instruct.clusterfile import ClusterFile, discover, scan
+from instruct.counts import Counts
+from instruct.dolly import DollySource, dolly_row
+from instruct.errors import InstructError
+from instruct.formats import RecordEncoder
+from instruct.manifest import build_manifest
+from instruct.plan import Shard, plan_shards, select_lines
+from instruct.rundir import MANIFEST, PARTS, STATE, atomic_open, create_run_dir, is_complete, version_id, write_json
+from instruct.schema import EXECUTION_KEYS, check
+from instruct.seeding import DOLLY, rng_for, unit_interval
+from instruct.tasks.base import Task
+from instruct.templates import TemplateSet
+from instruct.worker import TRAIN, VALIDATION, Setup, part_path, run_shard
+
+log = logging.getLogger("instruct")
+
+
+@dataclass
+class RunInfo:
+    """What the caller knows about how the run was launched (Hydra fills it in; tests may leave it empty).
+
+    Args:
+        overrides: the command-line overrides.
+        choices: the config group options chosen.
+        job_num: the job's number in a sweep.
+        hydra_config: Hydra's own config, saved as .hydra/hydra.yaml.
+    """
+
+    overrides: list[str] = field(default_factory=list)
+    choices: dict = field(default_factory=dict)
+    job_num: int | None = None
+    hydra_config: DictConfig | None = None
+
+
+def build_tasks(tasks_cfg: DictConfig, templates: TemplateSet) -> list[Task]:
+    """Instantiate every task of the mix (weight > 0) and lint its templates."""
+    tasks = []
+    for name, node in tasks_cfg.items():
+        try:
+            task = instantiate(node)
+        except InstantiationException as exc:
+            raise InstructError(f"tasks.{name}: {exc.__cause__ or exc}") from None
+        if not isinstance(task, Task):
+            raise InstructError(f"tasks.{name}: {node._target_} is not a Task")
+        if task.weight > 0:
+            tasks.append(task.bind(str(name), templates))
+    return tasks
+
+
+def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_dir: Path | None = None) -> Path:
+    """Run the whole pipeline for ``cfg``; write a new versioned folder under ``parent`` (or finish
+    ``resume_dir``) and return its path."""
+    info = info or RunInfo()
+    started = time.time()
+    check(cfg)
+    templates = TemplateSet(cfg.templates.set, cfg.templates.dir)
+    tasks = build_tasks(cfg.tasks, templates)
+    files = discover(cfg.source.path, cfg.source.pattern)
+    dolly = None
+    if cfg.mix.dolly_fraction > 0:
+        if not cfg.dolly.path:
+            raise InstructError("mix.dolly_fraction > 0 but dolly.path is not set (set dolly.path=…, or mix=none)")
+        dolly = DollySource.load(cfg.dolly.path)
+
+    setup = Setup(seed=cfg.seed, tasks=tasks, encoder=RecordEncoder(cfg.output.format),
+                  validation_fraction=cfg.split.validation_fraction, parts_dir=Path())
+    with Executor(setup, cfg.workers) as executor:
+        clusters = executor.map(scan, files)
+        version = version_id({
+            "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in EXECUTION_KEYS},
+            "inputs": [[c.key, c.sha256] for c in clusters],
+            "dolly": dolly.sha256 if dolly else None,
+            "instruct": __version__,
+        })
+        run_dir = _open_run_dir(parent, version, resume_dir)
+        setup.parts_dir = run_dir / PARTS
+        _save_config(run_dir, cfg, info)
+        handler = _log_to(run_dir / "run.log")
+        try:
+            for cluster in clusters:
+                if cluster.truncated:
+                    log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines)
+            results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir)
+            manifest = build_manifest(cfg=cfg, info=info, tasks=tasks, clusters=clusters, results=results,
+                                      dolly=dolly, run_dir=run_dir, version=version, started=started)
+            _write_rejects(run_dir, clusters, dolly)
+            write_card(run_dir, manifest)
+            write_json(run_dir / MANIFEST, manifest)  # last: its presence says the folder is complete
+            shutil.rmtree(run_dir / STATE, ignore_errors=True)
+            shutil.rmtree(run_dir / PARTS, ignore_errors=True)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    total = manifest["counts"]
+    log.info("wrote %d rows (%d generated, %d Dolly) to %s", total["rows"], total["generated"], total["dolly"], run_dir)
+    return run_dir
+
+
+def _open_run_dir(parent: Path, version: str, resume_dir: Path | None) -> Path:
+    if resume_dir is None:
+        return create_run_dir(parent, version)
+    if is_complete(resume_dir):
+        raise InstructError(f"{resume_dir} is already complete; nothing to resume")
+    if not resume_dir.name.endswith(f"_{version}"):
+        raise InstructError(f"cannot resume {resume_dir}: its inputs or config differ from this run (version {version})")
+    log.info("resuming %s", resume_dir)
+    return resume_dir
+
+
+def _save_config(run_dir: Path, cfg: DictConfig, info: RunInfo) -> None:
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(exist_ok=True)
+    if not (hydra_dir / "config.yaml").exists():  # a resumed run keeps what it was started with
+        with atomic_open(hydra_dir / "config.yaml") as handle:
+            handle.write(OmegaConf.to_yaml(cfg).encode())
+        with atomic_open(hydra_dir / "overrides.yaml") as handle:
+            handle.write(OmegaConf.to_yaml(OmegaConf.create(list(info.overrides))).encode())
+        if info.hydra_config is not None:
+            with atomic_open(hydra_dir / "hydra.yaml") as handle:
+                handle.write(OmegaConf.to_yaml(OmegaConf.create({"hydra": info.hydra_config})).encode())
+    (run_dir / STATE).mkdir(exist_ok=True)
+    (run_dir / PARTS).mkdir(exist_ok=True)
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO or logging.getLogger().level == logging.NOTSET:
+        logging.getLogger().setLevel(logging.INFO)
+    return handler
+
+
+# --- running shards ----------------------------------------------------------------------------------------
+
+_SETUP: Setup | None = None  # a pool worker's copy, inherited through fork
+_PROGRESS = None             # a shared counter of threads done, for the progress bar
+
+
+def _count_progress(n: int) -> None:
+    with _PROGRESS.get_lock():
+        _PROGRESS.value += n
+
+
+def _run_in_worker(shard: Shard, parts_dir: Path) -> tuple[str, int, Counts]:
+    _SETUP.progress = _count_progress
+    _SETUP.parts_dir = parts_dir
+    return shard.cluster.key, shard.index, run_shard(shard, _SETUP)
+
+
+class Executor:
+    """Runs functions and shards in this process (workers=1) or in a fork pool of ``workers`` processes.
+
+    Pool workers inherit the bound tasks and templates through fork, so nothing is rebuilt per shard.
+    """
+
+    def __init__(self, setup: Setup, workers: int):
+        self.setup = setup
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self) -> "Executor":
+        global _SETUP, _PROGRESS
+        if self.workers > 1:
+            context = mp.get_context("fork")
+            _SETUP, _PROGRESS = self.setup, context.Value("q", 0)
+            self.pool = context.Pool(self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate() if exc[0] else self.pool.close()
+            self.pool.join()
+
+    def map(self, function, items: list) -> list:
+        return self.pool.map(function, items) if self.pool else [function(item) for item in items]
+
+    def run(self, shards: list[Shard], on_done, bar: tqdm) -> None:
+        """Run every shard; call ``on_done(key, index, counts)`` in this process as each one finishes."""
+        if self.pool is None:
+            self.setup.progress = bar.update
+            for shard in shards:
+                on_done(shard.cluster.key, shard.index, run_shard(shard, self.setup))
+            return
+        done: queue.Queue = queue.Queue()
+        self.setup.parts_dir.mkdir(exist_ok=True)
+        for shard in shards:
+            self.pool.apply_async(_run_in_worker, (shard, self.setup.parts_dir), callback=done.put,
+                                  error_callback=done.put)
+        for _ in shards:
+            while True:
+                try:
+                    result = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    bar.update(_PROGRESS.value - bar.n)
+            if isinstance(result, BaseException):
+                raise result
+            on_done(*result)
+        bar.update(_PROGRESS.value - bar.n)
+
+
+@dataclass
+class ClusterResult:
+    """Args:
+        counts: everything its shards counted.
+        outputs: relative output path → {rows, generated, dolly, sha256}.
+    """
+
+    counts: Counts
+    outputs: dict
+
+
+def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterFile], dolly: DollySource | None,
+                  run_dir: Path) -> dict[str, ClusterResult]:
+    results: dict[str, ClusterResult] = {}
+    plans: dict[str, list[Shard]] = {}
+    for cluster in clusters:
+        state = run_dir / STATE / f"{cluster.key}.json"
+        if state.exists():  # finished before an interruption
+            data = orjson.loads(state.read_bytes())
+            results[cluster.key] = ClusterResult(Counts.from_dict(data["counts"]), data["outputs"])
+            continue
+        for leftover in (run_dir / PARTS).glob(f"{cluster.key}.*"):
+            leftover.unlink()
+        selected = select_lines(cluster, cfg.source.max_chains_per_cluster, cfg.seed)
+        plans[cluster.key] = plan_shards(cluster, selected, shard_lines=cfg.source.shard_lines,
+                                         lookback=setup.lookback, stats_threads=cfg.source.stats_threads)
+    by_key = {cluster.key: cluster for cluster in clusters}
+    finished: dict[str, dict[int, Counts]] = {key: {} for key in plans}
+    dolly_pools = _dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction)
+
+    def on_done(key: str, index: int, counts: Counts) -> None:
+        finished[key][index] = counts
+        if len(finished[key]) == len(plans[key]):
+            total = Counts()
+            for shard_index in sorted(finished[key]):
+                total.add(finished[key][shard_index])
+            results[key] = _finish_cluster(cfg, setup, by_key[key], len(plans[key]), total, dolly_pools, run_dir)
+
+    shards = [shard for key in plans for shard in plans[key]]
+    total_threads = sum(len(shard.lines) for shard in shards)
+    with tqdm(total=total_threads, unit="thread", disable=None if cfg.progress else True, dynamic_ncols=True) as bar:
+        executor.run(shards, on_done, bar)
+    return {cluster.key: results[cluster.key] for cluster in clusters}
+
+
+def _dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float) -> dict[str, list]:
+    """Dolly rows by split; a Dolly row is put on one side of the split by a stable hash of its line."""
+    pools: dict[str, list] = {TRAIN: [], VALIDATION: []}
+    for row in dolly.rows if dolly else []:
+        side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
+        pools[side].append(row)
+    return pools
+
+
+def _finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, counts: Counts, dolly_pools,
+                    run_dir: Path) -> ClusterResult:
+    """Concatenate the shards' part files into the cluster's output file(s), with Dolly rows mixed in at
+    random positions, then record the cluster as finished."""
+    fraction = cfg.mix.dolly_fraction
+    splits = [TRAIN, VALIDATION] if cfg.split.validation_fraction > 0 else [TRAIN]
+    outputs = {}
+    for split_index, split in enumerate(splits):
+        generated = counts.rows[split]
+        rng = rng_for(cfg.seed, cluster.key, DOLLY, split_index)
+        wanted = round(generated * fraction / (1 - fraction)) if fraction > 0 else 0
+        pool = dolly_pools[split]
+        picked = [pool[i] for i in rng.choice(len(pool), size=min(wanted, len(pool)), replace=False)] if pool else []
+        if wanted > len(picked):
+            log.warning("%s/%s: wanted %d Dolly rows, the Dolly file has %d for this split", split, cluster.key,
+                        wanted, len(pool))
+        total = generated + len(picked)
+        at = set(rng.choice(total, size=len(picked), replace=False).tolist()) if picked else set()
+        dolly_lines = iter(picked)
+        folder = run_dir / split
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{cluster.key}.jsonl"
+        parts = [part_path(setup.parts_dir, cluster.key, i, split) for i in range(shard_count)]
+        metas = [part_path(setup.parts_dir, cluster.key, i, split + ".meta") for i in range(shard_count)]
+        digest = hashlib.sha256()
+        with atomic_open(target) as out, (atomic_open(target.with_suffix(".meta.jsonl")) if setup.encoder.sidecar
+                                          else _Discard()) as meta_out:
+            generated_lines = _concat(parts)
+            meta_lines = _concat(metas) if setup.encoder.sidecar else None
+            for position in range(total):
+                if position in at:
+                    line, meta = setup.encoder.encode(dolly_row(next(dolly_lines), cluster=cluster.key, split=split))
+                else:
+                    line = next(generated_lines)
+                    meta = next(meta_lines) if meta_lines else None
+                out.write(line)
+                digest.update(line)
+                if meta is not None:
+                    meta_out.write(meta)
+        outputs[f"{split}/{cluster.key}.jsonl"] = {"rows": total, "generated": generated, "dolly": len(picked),
+                                                   "dolly_wanted": wanted, "sha256": digest.hexdigest()}
+    rejects = run_dir / STATE / f"{cluster.key}.rejects.jsonl"
+    with atomic_open(rejects) as out:
+        for index in range(shard_count):
+            path = part_path(setup.parts_dir, cluster.key, index, "rejects")
+            if path.exists():
+                with open(path, "rb") as part:
+                    shutil.copyfileobj(part, out)
+    _check_rejects(cfg, cluster, counts, rejects)
+    write_json(run_dir / STATE / f"{cluster.key}.json", {"counts": counts.to_dict(), "outputs": outputs})
+    for leftover in setup.parts_dir.glob(f"{cluster.key}.*"):
+        leftover.unlink()
+    rows = sum(o["rows"] for o in outputs.values())
+    dolly_rows = sum(o["dolly"] for o in outputs.values())
+    log.info("%s: read %d lines, used %d, sampled out %d, rejected %d -> %d rows (%d generated + %d Dolly)",
+             cluster.key, counts.read, counts.used, counts.sampled_out, counts.rejected, rows, rows - dolly_rows,
+             dolly_rows)
+    return ClusterResult(counts, outputs)
+
+
+class _Discard:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _concat(paths: list[Path]):
+    for path in paths:
+        if path.exists():
+            with open(path, "rb") as handle:
+                yield from handle
+
+
+def _check_rejects(cfg, cluster: ClusterFile, counts: Counts, rejects: Path) -> None:
+    if counts.read and counts.rejected / counts.read > cfg.source.max_reject_fraction:
+        top = "; ".join(f"{reason} ({n})" for reason, n in counts.reject_reasons.most_common(3))
+        raise InstructError(
+            f"{cluster.path}: {counts.rejected} of {counts.read} lines rejected "
+            f"({counts.rejected / counts.read:.1%} > source.max_reject_fraction={cfg.source.max_reject_fraction}); "
+            f"top reasons: {top}. Wrong folder or file shape? Every rejected line is in {rejects}"
+        )
+
+
+def _write_rejects(run_dir: Path, clusters: list[ClusterFile], dolly: DollySource | None) -> None:
+    with atomic_open(run_dir / "rejects.jsonl") as out:
+        for cluster in clusters:
+            path = run_dir / STATE / f"{cluster.key}.rejects.jsonl"
+            if path.exists():
+                with open(path, "rb") as part:
+                    shutil.copyfileobj(part, out)
+        for line, reason in dolly.rejects if dolly else []:
+            out.write(orjson.dumps({"file": str(dolly.path), "line": line, "reason": reason}) + b"\n")

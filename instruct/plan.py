@@ -1,0 +1,62 @@
+"""Plan the work for one cluster file: which lines are used, which lines feed the statistics, and the
+shards (line ranges of whole chunks) that workers process independently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from instruct.clusterfile import CHUNK_LINES, ClusterFile
+from instruct.seeding import SELECT, rng_for
+
+
+@dataclass(slots=True)
+class Shard:
+    """A run of whole chunks of one cluster file.
+
+    Args:
+        cluster: the scanned file.
+        index: the shard's number within the cluster.
+        start, end: the 0-based line range [start, end).
+        lines: the selected lines in that range (ascending).
+        warmup: selected lines before ``start`` that feed the look-back of tasks (read, never emitted).
+        stats_lines: the lines the cluster's word statistics are computed from (the same for every shard).
+    """
+
+    cluster: ClusterFile
+    index: int
+    start: int
+    end: int
+    lines: np.ndarray
+    warmup: np.ndarray
+    stats_lines: np.ndarray
+
+
+def select_lines(cluster: ClusterFile, cap: int | None, seed: int) -> np.ndarray:
+    """A uniform random sample of ``cap`` lines (all lines when the file has no more), in file order.
+
+    The scan already counted the lines, so the sample is drawn as line numbers: only the kept lines are
+    ever parsed, and memory is one integer per kept line.
+    """
+    if cap is None or cluster.lines <= cap:
+        return np.arange(cluster.lines, dtype=np.int64)
+    rng = rng_for(seed, cluster.key, SELECT)
+    return np.sort(rng.choice(cluster.lines, size=cap, replace=False)).astype(np.int64)
+
+
+def plan_shards(cluster: ClusterFile, selected: np.ndarray, *, shard_lines: int, lookback: int,
+                stats_threads: int) -> list[Shard]:
+    chunks_per_shard = max(1, -(-shard_lines // CHUNK_LINES))
+    span = chunks_per_shard * CHUNK_LINES
+    if cluster.compressed:  # a gzip stream cannot seek cheaply: one shard per file
+        span = max(cluster.lines, 1)
+    count = min(stats_threads, len(selected))
+    stats_lines = np.unique(selected[np.linspace(0, len(selected) - 1, num=count).astype(np.int64)]) if count else selected[:0]
+    shards = []
+    for index, start in enumerate(range(0, max(cluster.lines, 1), span)):
+        end = min(start + span, cluster.lines)
+        lo, hi = np.searchsorted(selected, [start, end])
+        shards.append(Shard(cluster, index, start, end, selected[lo:hi], selected[max(0, lo - lookback):lo],
+                            stats_lines))
+    return shards

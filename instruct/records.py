@@ -1,0 +1,112 @@
+"""The records that flow through the pipeline: read → thread → row.
+
+Slotted dataclasses, so a cluster of threads costs little memory and a typo'd attribute fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Every action key either BluePrint shape can carry. The released files use `post`/`reply`; the
+# intermediate (raw) files use `ignore`/`profile_update` instead. Order is the release's, then the rest.
+ACTION_KEYS = (
+    "like", "unlike", "repost", "unrepost", "follow", "unfollow", "block", "unblock",
+    "post_update", "post_delete", "quote", "post", "reply", "ignore", "profile_update",
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """One message of a thread.
+
+    Args:
+        user: the (pseudonymous) user id.
+        time: relative time from the file (`relative_integer_time` or `unix_epoch`), else the position.
+        text: the message text, or None for an action-only message (a like, a follow …).
+        actions: the names of the actions that are true, in ACTION_KEYS order; None when the message has
+            no `actions` field at all.
+    """
+
+    user: str
+    time: float
+    text: str | None
+    actions: tuple[str, ...] | None
+
+
+@dataclass(slots=True, frozen=True)
+class Thread:
+    """One line of a cluster file.
+
+    Args:
+        id: the record's `id`, or `<cluster>:<line>` for shapes that have none.
+        cluster: the cluster key, the file name without its extension (``cluster_3``).
+        line: the 1-based line number in the file, for lineage and rejects.
+        messages: the messages in file order.
+    """
+
+    id: str
+    cluster: str
+    line: int
+    messages: tuple[Message, ...]
+
+    def text_messages(self) -> list[Message]:
+        return [m for m in self.messages if m.text]
+
+    def anchor_post(self) -> Message | None:
+        """The post a persona task is built on: the last message that has text."""
+        for message in reversed(self.messages):
+            if message.text:
+                return message
+        return None
+
+
+@dataclass(slots=True)
+class Row:
+    """One instruction row, before it is put in an output format.
+
+    Args:
+        task: the name of the task (its key in the `tasks` config) or ``dolly``.
+        instruction: the rendered prompt (for task rows it holds everything the model sees).
+        response: the target answer, taken from the data (or, later, an LLM).
+        context: a separate context, as Dolly rows have; empty for task rows.
+        meta: lineage, one fixed set of keys for every row (see ``row_meta``).
+    """
+
+    task: str
+    instruction: str
+    response: str
+    context: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def row_meta(
+    *,
+    task: str,
+    cluster: str,
+    split: str,
+    source: str,
+    template_id: str | None = None,
+    variant: str | None = None,
+    thread_id: str | None = None,
+    thread_ids: list[str] | None = None,
+    line: int | None = None,
+    needle_depths: list[float] | None = None,
+    split_point: int | None = None,
+    response_source: str = "data",
+) -> dict:
+    """Lineage of a row. Every row has every key (None where it does not apply), so Arrow-based readers
+    (HF `datasets`) infer one schema for the whole file."""
+    return {
+        "task": task,
+        "variant": variant,
+        "template_id": template_id,
+        "cluster": cluster,
+        "thread_id": thread_id,
+        "thread_ids": thread_ids if thread_ids is not None else ([thread_id] if thread_id else []),
+        "line": line,
+        "split": split,
+        "source": source,
+        "response_source": response_source,
+        "needle_depths": needle_depths or [],
+        "split_point": split_point,
+    }

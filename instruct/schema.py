@@ -1,0 +1,116 @@
+"""Typed schemas for the config, registered in Hydra's ConfigStore.
+
+``conf/config.yaml`` lists ``base_config`` first in its defaults, so every key is checked against these
+dataclasses when the config is composed: a typo'd key or a value of the wrong type fails before any work,
+with the key named. Range checks that a type cannot express live in ``check``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from instruct.errors import InstructError
+from instruct.formats import FORMATS
+
+
+@dataclass
+class SourceConfig:
+    path: str = MISSING                              # folder of cluster files
+    pattern: str = "cluster_*.jsonl"                 # glob; `cluster_*.jsonl.gz` works too
+    max_chains_per_cluster: Optional[int] = 10000    # uniform random sample per cluster; null = all
+    max_reject_fraction: float = 0.05                # a file with more bad lines fails the run
+    shard_lines: int = 100_000                       # lines per shard of a large cluster file
+    stats_threads: int = 2000                        # threads per cluster for word statistics (IDF)
+
+
+@dataclass
+class DollyConfig:
+    path: Optional[str] = None                       # a Dolly-format JSONL file
+
+
+@dataclass
+class MixConfig:
+    dolly_fraction: float = 0.2                      # share of Dolly rows in each output file, in [0, 1)
+
+
+@dataclass
+class TemplatesConfig:
+    set: str = "default"                             # a bundled template set (instruct/prompts/<set>)
+    dir: Optional[str] = None                        # or a folder of your own <task>.yaml files
+
+
+@dataclass
+class OutputConfig:
+    format: str = "messages"                         # messages | alpaca | sharegpt | blueprint
+
+
+@dataclass
+class SplitConfig:
+    validation_fraction: float = 0.0                 # share of threads (and Dolly rows) in validation/
+
+
+@dataclass
+class InstructConfig:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    dolly: DollyConfig = field(default_factory=DollyConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    tasks: Dict[str, Any] = field(default_factory=dict)
+    templates: TemplatesConfig = field(default_factory=TemplatesConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    seed: int = 42
+    workers: int = 1
+    progress: bool = True
+    run_name: str = "default"
+    output_root: str = "outputs"
+    resume: Optional[str] = None
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def register() -> None:
+    """Register the schema and the ``${instruct_root:}`` resolver (the checkout, where the bundled sample
+    data lives). Safe to call more than once."""
+    ConfigStore.instance().store(name="base_config", node=InstructConfig)
+    OmegaConf.register_new_resolver("instruct_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+# Keys that change how a run is executed but not one byte of what it writes.
+EXECUTION_KEYS = ("workers", "progress", "resume", "run_name", "output_root")
+
+
+def check(cfg: DictConfig) -> None:
+    """Range checks a type cannot express; each failure names the key."""
+
+    def fraction(key: str, value: float) -> None:
+        if not 0.0 <= value < 1.0:
+            raise InstructError(f"{key}={value} is out of range: it must be in [0, 1)")
+
+    fraction("mix.dolly_fraction", cfg.mix.dolly_fraction)
+    fraction("split.validation_fraction", cfg.split.validation_fraction)
+    if not 0.0 <= cfg.source.max_reject_fraction <= 1.0:
+        raise InstructError(f"source.max_reject_fraction={cfg.source.max_reject_fraction} must be in [0, 1]")
+    if cfg.source.max_chains_per_cluster is not None and cfg.source.max_chains_per_cluster < 1:
+        raise InstructError("source.max_chains_per_cluster must be >= 1, or null for all threads")
+    if cfg.workers < 1:
+        raise InstructError(f"workers={cfg.workers} must be >= 1")
+    if cfg.source.shard_lines < 1:
+        raise InstructError("source.shard_lines must be >= 1")
+    if cfg.source.stats_threads < 0:
+        raise InstructError("source.stats_threads must be >= 0")
+    if cfg.output.format not in FORMATS:
+        raise InstructError(f"output.format={cfg.output.format!r} is unknown; choose one of {sorted(FORMATS)}")
+    if not cfg.tasks:
+        raise InstructError("no tasks configured (choose a mix: tasks=paper, tasks=all, tasks=persona)")
+    for name, task in cfg.tasks.items():
+        if not isinstance(task, DictConfig) or "_target_" not in task:
+            raise InstructError(f"tasks.{name} must be a mapping with a _target_ class")
+    if sum(float(task.get("weight", 1.0)) for task in cfg.tasks.values()) <= 0:
+        raise InstructError("every task weight is zero: set at least one tasks.<name>.weight > 0")
+

@@ -1,0 +1,99 @@
+"""The one interface every task generator implements.
+
+A task is offered threads one at a time. It says whether it can use a thread (`decline_reason`), and builds
+one row from it (`build`). Everything a task needs beyond the thread — cluster statistics, the feed of
+earlier threads, the split — comes in a `TaskContext`, so a task never knows how it is scheduled.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Sequence
+
+import numpy as np
+
+from instruct.records import Row, Thread, row_meta
+from instruct.templates import Slots, Template, TemplateSet
+from instruct.text import ClusterStats
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a task may look at besides the thread it is offered.
+
+    Args:
+        cluster: the cluster key.
+        stats: word statistics of the cluster (a bounded sample of it).
+        split: the split the current thread belongs to (``train`` or ``validation``).
+        earlier: returns the earlier threads of the same split, oldest first, within the configured
+            look-back (only tasks with ``lookback > 0`` ask for it).
+        chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines, same split or not),
+            for tasks that pair threads with each other.
+    """
+
+    cluster: str
+    stats: ClusterStats
+    split: str = "train"
+    earlier: Callable[[], list[Thread]] = list
+    chunk: Sequence[Thread] = field(default_factory=tuple)
+
+
+class Task(ABC):
+    """Base class of a task generator.
+
+    Args:
+        weight: relative chance of being drawn for a thread, among the tasks that can use it.
+    """
+
+    template_file: ClassVar[str]          # <set>/<template_file>.yaml holds this task's templates
+    slots: ClassVar[dict[str, Slots]]      # placeholders provided, per template variant
+    lookback: int = 0                      # how many earlier threads the task wants to see
+    uses_stats: ClassVar[bool] = False     # whether it reads the cluster's word statistics
+
+    def __init__(self, weight: float = 1.0):
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0, got {weight}")
+        self.weight = float(weight)
+        self.name = self.template_file
+        self._templates: dict[str, list[Template]] = {}
+
+    def bind(self, name: str, templates: TemplateSet) -> "Task":
+        """Name the task after its config key and load (and lint) its templates."""
+        self.name = name
+        self._templates = templates.variants(self.template_file, self.slots)
+        return self
+
+    def describe(self) -> dict:
+        """Parameters for the manifest and the dataset card."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    @abstractmethod
+    def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        """None if the task can use the thread, else a short reason (counted in the manifest)."""
+
+    @abstractmethod
+    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+        """One row from the thread, or a reason why it could not be built after all."""
+
+    def begin_chunk(self, context: TaskContext) -> None:
+        """Called before the threads of a chunk are offered (``context.chunk`` holds them)."""
+
+    # Helpers for subclasses ------------------------------------------------------------------------
+
+    def render(self, variant: str, rng: np.random.Generator, **values: object) -> tuple[str, str]:
+        """Render a template of ``variant`` drawn uniformly; returns ``(text, template_id)``."""
+        choices = self._templates[variant]
+        template = choices[int(rng.integers(len(choices)))]
+        return template.render(**values), template.id
+
+    def row(self, thread: Thread, context: TaskContext, *, instruction: str, response: str, template_id: str,
+            variant: str | None = None, thread_ids: list[str] | None = None, **meta: object) -> Row:
+        return Row(
+            task=self.name,
+            instruction=instruction,
+            response=response,
+            meta=row_meta(task=self.name, variant=variant, template_id=template_id, cluster=context.cluster,
+                          thread_id=thread.id, thread_ids=thread_ids, line=thread.line, split=context.split,
+                          source="blueprint", **meta),
+        )

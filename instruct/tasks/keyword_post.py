@@ -1,0 +1,53 @@
+"""Keyword post: write a post that contains given keywords; the response is the real post."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from instruct.records import Row, Thread
+from instruct.tasks.base import Task, TaskContext
+from instruct.templates import Slots
+from instruct.text import content_words
+
+
+class KeywordPostTask(Task):
+    """Pick 1–``max_keywords`` content words of a post, favouring words rare in the cluster (chance
+    proportional to IDF), so the prompt names what is specific about the post, not its filler.
+
+    Args:
+        weight: relative chance of being drawn.
+        max_keywords: at most this many keywords (the count is uniform in 1..min(max, candidates)).
+        min_words: posts with fewer words are declined (too little to write from).
+    """
+
+    template_file = "keyword_post"
+    slots = {"default": Slots.of("keywords")}
+    uses_stats = True
+
+    def __init__(self, weight: float = 1.0, max_keywords: int = 5, min_words: int = 5):
+        super().__init__(weight)
+        if max_keywords < 1:
+            raise ValueError("keyword_post needs max_keywords >= 1")
+        self.max_keywords = max_keywords
+        self.min_words = min_words
+
+    def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        post = thread.anchor_post()
+        if post is None:
+            return "no text message"
+        if len(post.text.split()) < self.min_words:
+            return f"post shorter than {self.min_words} words"
+        if not content_words(post.text):
+            return "no content words"
+        return None
+
+    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+        text = thread.anchor_post().text
+        candidates = content_words(text)
+        idf = np.array([context.stats.idf(word) for word in candidates])
+        count = int(rng.integers(1, min(self.max_keywords, len(candidates)) + 1))
+        picked = rng.choice(len(candidates), size=count, replace=False, p=idf / idf.sum())
+        keywords = [candidates[i] for i in picked]
+        instruction, template_id = self.render("default", rng, keywords=", ".join(keywords))
+        return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
+                        variant="default")

@@ -1,0 +1,172 @@
+"""Needle in a haystack: retrieve from a feed of messages.
+
+BluePrint pseudonymises user ids per thread, so a "same user's history" never exists in the released data.
+The haystack is therefore a *feed*: the messages of earlier threads of the same cluster (and split),
+followed by the thread's own messages, within a budget of messages and characters. Users are relabelled
+``User_0, User_1 …`` in order of first appearance within the haystack.
+
+Variants: the n-th message; who wrote a quoted snippet; what a user wrote right after a snippet; several
+n-th messages at once. Every answer occurs exactly once in the haystack, so it is never ambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from instruct.records import Message, Row, Thread
+from instruct.tasks.base import Task, TaskContext
+from instruct.templates import Slots
+
+VARIANTS = ("nth_message", "who_wrote", "reply_after", "multi")
+_WORD_SPAN = re.compile(r"\S+")
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def join_ordinals(numbers: list[int]) -> str:
+    words = [ordinal(n) for n in numbers]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+class Haystack:
+    """Numbered feed lines ``[i] User_k: text``; knows which texts and snippets are unique in it."""
+
+    def __init__(self, messages: list[Message]):
+        labels: dict[str, str] = {}
+        self.messages = messages
+        self.labels = [labels.setdefault(m.user, f"User_{len(labels)}") for m in messages]
+        self.text = "\n".join(f"[{i + 1}] {label}: {m.text}" for i, (label, m) in enumerate(zip(self.labels, messages)))
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def unique(self, fragment: str) -> bool:
+        return self.text.count(fragment) == 1
+
+    def depth(self, position: int) -> float:
+        return round(position / max(1, len(self) - 1), 4)
+
+
+class NeedleTask(Task):
+    """Retrieval questions over a feed of messages.
+
+    Args:
+        weight: relative chance of being drawn.
+        variants: which question kinds to ask (drawn uniformly): nth_message, who_wrote, reply_after, multi.
+        max_messages: haystack budget in messages.
+        max_chars: haystack budget in characters of message text.
+        min_messages: smaller haystacks are declined.
+        lookback: how many earlier threads of the cluster may feed the haystack.
+        needles: how many answers the ``multi`` variant asks for.
+        snippet_words: length of a quoted snippet, in words.
+    """
+
+    template_file = "needle"
+    slots = {
+        "nth_message": Slots.of("haystack", "ordinal"),
+        "who_wrote": Slots.of("haystack", "snippet"),
+        "reply_after": Slots.of("haystack", "user", "snippet"),
+        "multi": Slots.of("haystack", "ordinals"),
+    }
+
+    def __init__(self, weight: float = 1.0, variants: list[str] = VARIANTS, max_messages: int = 30,
+                 max_chars: int = 6000, min_messages: int = 5, lookback: int = 40, needles: int = 3,
+                 snippet_words: int = 5):
+        super().__init__(weight)
+        unknown = sorted(set(variants) - set(VARIANTS))
+        if unknown or not variants:
+            raise ValueError(f"needle variants must be a non-empty subset of {list(VARIANTS)}, got {list(variants)}")
+        if min_messages < 2 or max_messages < min_messages:
+            raise ValueError("needle needs 2 <= min_messages <= max_messages")
+        self.variants = list(variants)
+        self.max_messages = max_messages
+        self.max_chars = max_chars
+        self.min_messages = min_messages
+        self.lookback = lookback
+        self.needles = needles
+        self.snippet_words = snippet_words
+
+    def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
+        own = thread.text_messages()
+        feed = [m for earlier in context.earlier() for m in earlier.text_messages()]
+        chosen: list[Message] = []
+        chars = 0
+        # Fill from the newest backwards so the thread itself is always in, then the feed before it.
+        for message in reversed(feed + own):
+            if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
+                break
+            chosen.append(message)
+            chars += len(message.text)
+        return Haystack(chosen[::-1])
+
+    def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        if not thread.text_messages():
+            return "no text message"
+        return None
+
+    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+        haystack = self.haystack(thread, context)
+        if len(haystack) < self.min_messages:
+            return f"haystack smaller than {self.min_messages} messages"
+        variant = self.variants[int(rng.integers(len(self.variants)))]
+        built = getattr(self, f"_{variant}")(haystack, rng)
+        if isinstance(built, str):
+            return built
+        values, response, positions = built
+        instruction, template_id = self.render(variant, rng, haystack=haystack.text, **values)
+        return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
+                        variant=variant, needle_depths=[haystack.depth(p) for p in positions])
+
+    # One method per variant: (template values, response, needle positions) or a decline reason.
+
+    def _answerable(self, haystack: Haystack) -> list[int]:
+        return [i for i, m in enumerate(haystack.messages) if haystack.unique(m.text)]
+
+    def _nth_message(self, haystack: Haystack, rng: np.random.Generator):
+        positions = self._answerable(haystack)
+        if not positions:
+            return "no message text is unique in the haystack"
+        position = positions[int(rng.integers(len(positions)))]
+        return {"ordinal": ordinal(position + 1)}, haystack.messages[position].text, [position]
+
+    def _multi(self, haystack: Haystack, rng: np.random.Generator):
+        positions = [p for p in self._answerable(haystack) if "\n" not in haystack.messages[p].text]
+        if len(positions) < 2:
+            return "fewer than two single-line unique messages"
+        count = min(self.needles, len(positions))
+        picked = sorted(int(p) for p in rng.choice(positions, size=count, replace=False))
+        response = "\n".join(haystack.messages[p].text for p in picked)
+        return {"ordinals": join_ordinals([p + 1 for p in picked])}, response, picked
+
+    def _snippet(self, haystack: Haystack, position: int, rng: np.random.Generator) -> str | None:
+        text = haystack.messages[position].text
+        spans = [(m.start(), m.end()) for m in _WORD_SPAN.finditer(text)]
+        size = min(self.snippet_words, len(spans))
+        starts = rng.permutation(len(spans) - size + 1)
+        for start in starts[:4]:
+            snippet = text[spans[start][0]: spans[start + size - 1][1]]
+            if '"' not in snippet and haystack.unique(snippet):
+                return snippet
+        return None
+
+    def _who_wrote(self, haystack: Haystack, rng: np.random.Generator):
+        for position in rng.permutation(len(haystack))[:6]:
+            snippet = self._snippet(haystack, int(position), rng)
+            if snippet:
+                return {"snippet": f'"{snippet}"'}, haystack.labels[position], [int(position)]
+        return "no unique snippet found"
+
+    def _reply_after(self, haystack: Haystack, rng: np.random.Generator):
+        answers = [p for p in self._answerable(haystack) if p > 0]
+        for position in rng.permutation(answers)[:6] if answers else []:
+            position = int(position)
+            snippet = self._snippet(haystack, position - 1, rng)
+            if snippet:
+                values = {"user": haystack.labels[position], "snippet": f'"{snippet}"'}
+                return values, haystack.messages[position].text, [position]
+        return "no unique message with a unique snippet before it"

@@ -1,0 +1,189 @@
+"""Process one shard: read its lines, parse, offer each thread to the tasks, write the rows to part files.
+
+A shard never knows how it is scheduled; it runs the same in the main process or in a pool worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import jsonlines
+import numpy as np
+import orjson
+
+from instruct.clusterfile import CHUNK_LINES, read_lines
+from instruct.counts import Counts
+from instruct.formats import RecordEncoder
+from instruct.parsing import Reject, parse_thread
+from instruct.plan import Shard
+from instruct.records import Thread
+from instruct.seeding import CHUNK, rng_for, unit_interval
+from instruct.tasks.base import Task, TaskContext
+from instruct.text import ClusterStats
+
+TRAIN, VALIDATION = "train", "validation"
+
+
+@dataclass(slots=True)
+class Setup:
+    """What every shard of a run shares; built once per process.
+
+    Args:
+        seed: the run's seed.
+        tasks: bound task generators with weight > 0.
+        encoder: the output format.
+        validation_fraction: share of threads put in the validation split.
+        parts_dir: where shards write their part files.
+        progress: called with the number of threads done, every chunk.
+    """
+
+    seed: int
+    tasks: list[Task]
+    encoder: RecordEncoder
+    validation_fraction: float
+    parts_dir: Path
+    progress: Callable[[int], None] = field(default=lambda n: None)
+
+    @property
+    def lookback(self) -> int:
+        return max((task.lookback for task in self.tasks), default=0)
+
+    def split_of(self, thread_id: str) -> str:
+        if self.validation_fraction <= 0:
+            return TRAIN
+        return VALIDATION if unit_interval(self.seed, thread_id) < self.validation_fraction else TRAIN
+
+
+def part_path(parts_dir: Path, cluster: str, shard: int, kind: str) -> Path:
+    return parts_dir / f"{cluster}.{shard:05d}.{kind}.jsonl"
+
+
+def _reject_record(shard: Shard, line: int, reason: str, raw: bytes) -> dict:
+    return {"file": str(shard.cluster.path), "line": line + 1, "reason": reason,
+            "excerpt": raw[:200].decode("utf-8", errors="replace")}
+
+
+def _reason_group(reason: str) -> str:
+    """'invalid JSON: unexpected character: line 1 column 7 (char 6)' → 'invalid JSON: unexpected character'."""
+    return reason.split(":")[0] + (":" + reason.split(":")[1] if reason.count(":") >= 2 else "")
+
+
+def _cluster_stats(shard: Shard, needed: bool) -> ClusterStats:
+    stats = ClusterStats()
+    if not needed:
+        return stats
+    for line, raw in read_lines(shard.cluster, shard.stats_lines.tolist()):
+        try:
+            thread = parse_thread(raw, cluster=shard.cluster.key, line=line + 1)
+        except Reject:
+            continue
+        post = thread.anchor_post()
+        if post is not None:
+            stats.add(post.text)
+    return stats
+
+
+def run_shard(shard: Shard, setup: Setup) -> Counts:
+    """Generate the rows of one shard into its part files and return what it counted."""
+    key = shard.cluster.key
+    counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines))
+    context = TaskContext(cluster=key, stats=_cluster_stats(shard, any(t.uses_stats for t in setup.tasks)))
+    feed: deque[tuple[Thread, str] | None] = deque(maxlen=max(setup.lookback, 1))
+    context.earlier = lambda: [item[0] for item in feed if item is not None and item[1] == context.split]
+    writers: dict[str, tuple] = {}
+
+    def writer(split: str):
+        if split not in writers:
+            data = part_path(setup.parts_dir, key, shard.index, split).open("wb")
+            meta = part_path(setup.parts_dir, key, shard.index, split + ".meta").open("wb") if setup.encoder.sidecar else None
+            writers[split] = (data, meta)
+        return writers[split]
+
+    warmup = len(shard.warmup)
+    lines = itertools.chain(shard.warmup.tolist(), shard.lines.tolist())
+    with part_path(setup.parts_dir, key, shard.index, "rejects").open("wb") as reject_file:
+        rejects = jsonlines.Writer(reject_file, dumps=orjson.dumps)
+        chunk: list[tuple[Thread, str] | None] = []
+        chunk_index = None
+        for position, (line, raw) in enumerate(read_lines(shard.cluster, lines)):
+            try:
+                thread = parse_thread(raw, cluster=key, line=line + 1)
+                item = (thread, setup.split_of(thread.id))
+            except Reject as reject:
+                item = None
+                if position >= warmup:
+                    counts.rejected += 1
+                    counts.reject_reasons[_reason_group(str(reject))] += 1
+                    rejects.write(_reject_record(shard, line, str(reject), raw))
+            if position < warmup:
+                feed.append(item)
+                continue
+            if line // CHUNK_LINES != chunk_index:
+                _offer_chunk(chunk, chunk_index, context, feed, setup, counts, writer)
+                chunk, chunk_index = [], line // CHUNK_LINES
+            chunk.append(item)
+        _offer_chunk(chunk, chunk_index, context, feed, setup, counts, writer)
+        # Lines the scan counted but the stream could not give again (a truncated .gz ends early).
+        for line in shard.lines[counts.used + counts.rejected:].tolist():
+            counts.rejected += 1
+            counts.reject_reasons["unreadable: stream ended early"] += 1
+            rejects.write(_reject_record(shard, line, "unreadable: stream ended early (truncated gzip?)", b""))
+    for data, meta in writers.values():
+        data.close()
+        if meta:
+            meta.close()
+    return counts
+
+
+def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: Setup, counts: Counts, writer) -> None:
+    if not chunk:
+        return
+    rng = rng_for(setup.seed, context.cluster, CHUNK, chunk_index)
+    context.chunk = [item[0] for item in chunk if item is not None]
+    for task in setup.tasks:
+        task.begin_chunk(context)
+    for item in chunk:
+        if item is not None:
+            thread, context.split = item
+            counts.used += 1
+            _offer_thread(thread, context, setup, counts, rng, writer)
+        feed.append(item)
+    setup.progress(len(chunk))
+
+
+def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Counts, rng: np.random.Generator,
+                  writer) -> None:
+    eligible = []
+    for task in setup.tasks:
+        task_counts = counts.task(task.name)
+        task_counts.offered += 1
+        reason = task.decline_reason(thread, context)
+        if reason is None:
+            task_counts.eligible += 1
+            eligible.append(task)
+        else:
+            task_counts.declined[reason] += 1
+    # Draw by weight among the tasks that can use the thread; if the drawn one cannot build a row after
+    # all, draw again among the rest, so a thread is lost only when no task can use it.
+    while eligible:
+        weights = np.array([task.weight for task in eligible])
+        drawn = int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))
+        task = eligible.pop(min(drawn, len(eligible) - 1))
+        row = task.build(thread, context, rng)
+        if isinstance(row, str):
+            counts.task(task.name).failed[row] += 1
+            continue
+        data, meta = writer(context.split)
+        line, meta_line = setup.encoder.encode(row)
+        data.write(line)
+        if meta is not None:
+            meta.write(meta_line)
+        counts.task(task.name).produced += 1
+        counts.templates[row.meta["template_id"]] += 1
+        counts.rows[context.split] += 1
+        return
+    counts.no_task += 1

@@ -1,0 +1,65 @@
+"""Shared test helpers: compose the real config (absolute config_dir), run the pipeline into tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from instruct.pipeline import generate
+from instruct.schema import register
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "blueprint-sample"
+
+register()
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def run_pipeline(tmp_path: Path, *overrides: str) -> Path:
+    """Compose with overrides and generate into tmp_path/out; returns the versioned run folder."""
+    cfg = compose_config("progress=false", *overrides)
+    return generate(cfg, tmp_path / "out")
+
+
+def read_jsonl(path: Path) -> list:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def manifest_of(run_dir: Path) -> dict:
+    return orjson.loads((run_dir / "manifest.json").read_bytes())
+
+
+@pytest.fixture
+def shared_sample() -> Path:
+    """The 400 real BluePrint threads beside the checkout; absent in a user's clone."""
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip("../shared/data/blueprint-sample is not beside this checkout")
+    return SHARED_SAMPLE
+
+
+DOLLY_ROWS = [
+    {"instruction": f"Name {n} things you would pack for a day hike.", "context": "",
+     "response": f"Here are {n}: water, a map, sunscreen and a snack.", "category": "brainstorming"}
+    for n in range(2, 40)
+] + [
+    {"instruction": "Summarise the paragraph.", "context": f"Paragraph number {n} says that rivers carry silt.",
+     "response": "Rivers carry silt.", "category": "summarization"}
+    for n in range(40)
+]
+
+
+@pytest.fixture
+def dolly_file(tmp_path: Path) -> Path:
+    """A small file in Dolly's format (the real Dolly 15k is not on these machines)."""
+    path = tmp_path / "dolly.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in DOLLY_ROWS))
+    return path
