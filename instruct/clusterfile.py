@@ -6,7 +6,6 @@ Those offsets let a shard seek straight to its first line, and let a sample read
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
 import zlib
@@ -20,7 +19,7 @@ from instruct.errors import InstructError
 # cluster is cut into shards or spread over workers.
 CHUNK_LINES = 1024
 _BLOCK = 1 << 20
-_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
+_GZIP_ERRORS = (EOFError, zlib.error, OSError)
 
 
 def cluster_key(path: Path) -> str:
@@ -54,8 +53,42 @@ def discover(folder: str | Path, pattern: str) -> list[Path]:
     return files
 
 
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+def _decompressed_blocks(path: Path) -> Iterator[bytes]:
+    """The decompressed bytes of a .gz file (all members), block by block. Unlike GzipFile.read, every byte
+    that can be decompressed is yielded before a truncated stream raises EOFError."""
+    with open(path, "rb") as raw:
+        decompressor = zlib.decompressobj(wbits=31)
+        for block in iter(lambda: raw.read(_BLOCK), b""):
+            while block:
+                yield decompressor.decompress(block)
+                if not decompressor.eof:
+                    break
+                block = decompressor.unused_data  # another gzip member follows
+                decompressor = zlib.decompressobj(wbits=31)
+                if not block:
+                    return
+        if not decompressor.eof:
+            yield decompressor.flush()
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    if path.name.endswith(".gz"):
+        yield from _decompressed_blocks(path)
+        return
+    with open(path, "rb") as stream:
+        yield from iter(lambda: stream.read(_BLOCK), b"")
+
+
+def _gz_lines(path: Path) -> Iterator[bytes]:
+    pending = b""
+    for block in _decompressed_blocks(path):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
 
 
 @dataclass(slots=True)
@@ -87,12 +120,14 @@ class ClusterFile:
 
 def scan(path: Path) -> ClusterFile:
     """One pass over a file: sha256, line count and chunk offsets."""
+    compressed = path.name.endswith(".gz")
+    digest = hashlib.sha256()
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as raw:
-            for block in iter(lambda: raw.read(_BLOCK), b""):
-                digest.update(block)
         size = path.stat().st_size
+        if compressed:  # the hash is of the bytes on disk; plain files are hashed during the pass below
+            with open(path, "rb") as raw:
+                for block in iter(lambda: raw.read(_BLOCK), b""):
+                    digest.update(block)
     except OSError as exc:
         raise InstructError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -101,28 +136,33 @@ def scan(path: Path) -> ClusterFile:
     position = 0
     last_byte = b"\n"
     truncated = None
-    with _open(path) as stream:
-        try:
-            for block in iter(lambda: stream.read(_BLOCK), b""):
-                count = block.count(b"\n")
-                next_boundary = len(offsets) * CHUNK_LINES
-                if newlines + count >= next_boundary:
-                    start = 0
-                    seen = newlines
-                    while True:
-                        index = block.find(b"\n", start)
-                        if index < 0:
-                            break
-                        seen += 1
-                        start = index + 1
-                        if seen == next_boundary:
-                            offsets.append(position + start)
-                            next_boundary += CHUNK_LINES
-                newlines += count
-                position += len(block)
-                last_byte = block[-1:]
-        except _GZIP_ERRORS as exc:
-            truncated = f"truncated or corrupt gzip stream: {exc}"
+    try:
+        for block in _blocks(path):
+            if not block:
+                continue
+            if not compressed:
+                digest.update(block)
+            count = block.count(b"\n")
+            next_boundary = len(offsets) * CHUNK_LINES
+            if newlines + count >= next_boundary:
+                start = 0
+                seen = newlines
+                while True:
+                    index = block.find(b"\n", start)
+                    if index < 0:
+                        break
+                    seen += 1
+                    start = index + 1
+                    if seen == next_boundary:
+                        offsets.append(position + start)
+                        next_boundary += CHUNK_LINES
+            newlines += count
+            position += len(block)
+            last_byte = block[-1:]
+    except _GZIP_ERRORS as exc:
+        if not compressed:
+            raise InstructError(f"cannot read {path}: {exc}") from None
+        truncated = f"truncated or corrupt gzip stream: {exc}"
     lines = newlines + (1 if last_byte != b"\n" else 0)
     # An offset at the very end of the file starts no line.
     while len(offsets) > 1 and offsets[-1] >= position:
@@ -133,7 +173,20 @@ def scan(path: Path) -> ClusterFile:
 def read_lines(cluster: ClusterFile, line_numbers: Iterable[int]) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_bytes)`` for ascending 0-based line numbers, seeking by chunk offsets so
     lines that are not asked for are skipped without being parsed (and, far apart, without being read)."""
-    with _open(cluster.path) as stream:
+    if cluster.compressed:  # one shard per .gz file: a forward pass, no seeks
+        wanted_lines = iter(line_numbers)
+        wanted = next(wanted_lines, None)
+        try:
+            for number, raw in enumerate(_gz_lines(cluster.path)):
+                if wanted is None or number >= cluster.lines:
+                    return
+                if number == wanted:
+                    yield number, raw
+                    wanted = next(wanted_lines, None)
+        except _GZIP_ERRORS:
+            return  # lines the scan counted but cannot be read again are rejected by the worker
+        return
+    with open(cluster.path, "rb") as stream:
         current = 0  # the line the stream is positioned at
         try:
             for wanted in line_numbers:

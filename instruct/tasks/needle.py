@@ -36,9 +36,10 @@ def join_ordinals(numbers: list[int]) -> str:
 class Haystack:
     """Numbered feed lines ``[i] User_k: text``; knows which texts and snippets are unique in it."""
 
-    def __init__(self, messages: list[Message]):
+    def __init__(self, messages: list[Message], thread_ids: list[str]):
         labels: dict[str, str] = {}
         self.messages = messages
+        self.thread_ids = list(dict.fromkeys(thread_ids))  # every thread with a message in the haystack
         self.labels = [labels.setdefault(m.user, f"User_{len(labels)}") for m in messages]
         self.text = "\n".join(f"[{i + 1}] {label}: {m.text}" for i, (label, m) in enumerate(zip(self.labels, messages)))
 
@@ -92,17 +93,17 @@ class NeedleTask(Task):
         self.snippet_words = snippet_words
 
     def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
-        own = thread.text_messages()
-        feed = [m for earlier in context.earlier() for m in earlier.text_messages()]
-        chosen: list[Message] = []
+        feed = [(t.id, m) for t in context.earlier() + [thread] for m in t.text_messages()]
+        chosen: list[tuple[str, Message]] = []
         chars = 0
         # Fill from the newest backwards so the thread itself is always in, then the feed before it.
-        for message in reversed(feed + own):
+        for thread_id, message in reversed(feed):
             if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
                 break
-            chosen.append(message)
+            chosen.append((thread_id, message))
             chars += len(message.text)
-        return Haystack(chosen[::-1])
+        chosen.reverse()
+        return Haystack([m for _, m in chosen], [thread_id for thread_id, _ in chosen])
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if not thread.text_messages():
@@ -120,7 +121,8 @@ class NeedleTask(Task):
         values, response, positions = built
         instruction, template_id = self.render(variant, rng, haystack=haystack.text, **values)
         return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
-                        variant=variant, needle_depths=[haystack.depth(p) for p in positions])
+                        variant=variant, thread_ids=haystack.thread_ids,
+                        needle_depths=[haystack.depth(p) for p in positions])
 
     # One method per variant: (template values, response, needle positions) or a decline reason.
 
@@ -150,7 +152,7 @@ class NeedleTask(Task):
         starts = rng.permutation(len(spans) - size + 1)
         for start in starts[:4]:
             snippet = text[spans[start][0]: spans[start + size - 1][1]]
-            if '"' not in snippet and haystack.unique(snippet):
+            if '"' not in snippet and "\n" not in snippet and haystack.unique(snippet):
                 return snippet
         return None
 

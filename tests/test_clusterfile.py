@@ -1,0 +1,58 @@
+"""Finding, scanning and reading cluster files without loading them."""
+
+from __future__ import annotations
+
+import gzip
+import random
+
+import orjson
+import pytest
+
+from instruct.clusterfile import CHUNK_LINES, discover, read_lines, scan
+from instruct.errors import InstructError
+
+
+def write_lines(path, count, newline_at_end=True):
+    lines = [orjson.dumps([{"user_id": f"u{i}", "text": f"post number {i} " + "x" * (i % 50)}]) for i in range(count)]
+    data = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return lines
+
+
+def test_natural_order_whatever_the_listing(tmp_path):
+    for name in ("cluster_10.jsonl", "cluster_2.jsonl", "cluster_1.jsonl", "other.txt"):
+        (tmp_path / name).write_text("[]\n")
+    assert [p.name for p in discover(tmp_path, "cluster_*.jsonl")] == [
+        "cluster_1.jsonl", "cluster_2.jsonl", "cluster_10.jsonl"]
+
+
+def test_missing_folder_and_empty_match_name_the_fix(tmp_path):
+    with pytest.raises(InstructError, match="source.path"):
+        discover(tmp_path / "nope", "cluster_*.jsonl")
+    with pytest.raises(InstructError, match="source.pattern"):
+        discover(tmp_path, "cluster_*.jsonl")
+
+
+@pytest.mark.parametrize("name", ["cluster_0.jsonl", "cluster_0.jsonl.gz"])
+@pytest.mark.parametrize("newline_at_end", [True, False])
+def test_scan_counts_lines_and_reads_any_subset(tmp_path, name, newline_at_end):
+    path = tmp_path / name
+    lines = write_lines(path, 3 * CHUNK_LINES + 17, newline_at_end)
+    cluster = scan(path)
+    assert cluster.key == "cluster_0" and cluster.lines == len(lines)
+    assert len(cluster.offsets) == 4 and cluster.truncated is None
+    wanted = sorted(random.Random(1).sample(range(len(lines)), 300))
+    got = [(n, raw.rstrip(b"\n")) for n, raw in read_lines(cluster, wanted)]
+    assert got == [(n, lines[n]) for n in wanted]
+
+
+def test_truncated_gzip_is_recorded_not_fatal(tmp_path):
+    path = tmp_path / "cluster_0.jsonl.gz"
+    write_lines(path, 2000)
+    path.write_bytes(path.read_bytes()[:-200])
+    cluster = scan(path)
+    assert cluster.truncated and "gzip" in cluster.truncated
+    assert 0 < cluster.lines < 2000

@@ -1,0 +1,127 @@
+"""Properties of the three original tasks that a trainer relies on (hypothesis over generated posts)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from instruct.records import Message, Thread
+from instruct.tasks.base import TaskContext
+from instruct.tasks.completion import CompletionTask
+from instruct.tasks.keyword_post import KeywordPostTask
+from instruct.tasks.needle import NeedleTask, ordinal
+from instruct.templates import TemplateSet
+from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
+
+TEMPLATES = TemplateSet("default")
+UNFILLED = re.compile(r"(?<!\{)\{[A-Za-z_]+\}(?!\})")
+
+word = st.one_of(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéü", min_size=1, max_size=9),
+    st.sampled_from(["<URL>", "@someone.bsky.social", "#Climate", "2025", "it's", "—", "🙂", "the", "and",
+                     "Transit", "(parks)", "well,", "x1"]),
+)
+separator = st.sampled_from([" ", "  ", "\n", " \n\n"])
+post_text = st.lists(st.tuples(word, separator), min_size=1, max_size=40).map(
+    lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
+
+
+def thread_of(*texts: str, thread_id: str = "t1", users=None) -> Thread:
+    users = users or [f"u{i % 3}" for i in range(len(texts))]
+    return Thread(thread_id, "cluster_0", 1, tuple(Message(u, i, t, None) for i, (u, t) in enumerate(zip(users, texts))))
+
+
+def context(**kwargs) -> TaskContext:
+    return TaskContext(cluster="cluster_0", stats=ClusterStats.from_texts(["transit parks climate"] * 3), **kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=post_text, seed=st.integers(0, 2**32 - 1))
+def test_completion_beginning_plus_response_is_the_post(text, seed):
+    task = CompletionTask().bind("completion", TEMPLATES)
+    thread = thread_of(text)
+    if task.decline_reason(thread, context()) is not None:
+        assert len(text.split()) < 10
+        return
+    row = task.build(thread, context(), np.random.default_rng(seed))
+    beginning = text[: len(text)].split()[: row.meta["split_point"]]
+    assert beginning + row.response.split() == text.split()
+    assert 3 <= row.meta["split_point"] <= len(text.split()) - 3
+    assert " ".join(beginning) in " ".join(row.instruction.split())
+    assert not UNFILLED.search(row.instruction)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=post_text, seed=st.integers(0, 2**32 - 1))
+def test_keywords_are_whole_content_words_of_the_response(text, seed):
+    task = KeywordPostTask().bind("keyword_post", TEMPLATES)
+    thread = thread_of(text)
+    if task.decline_reason(thread, context()) is not None:
+        return
+    row = task.build(thread, context(), np.random.default_rng(seed))
+    assert row.response == text
+    # Cut the keyword list out of the rendered prompt using its template's text around {keywords}.
+    template = next(t for t in task._templates["default"] if t.id == row.meta["template_id"])
+    before, after = template.text.split("{keywords}")
+    assert row.instruction.startswith(before) and row.instruction.endswith(after)
+    keywords = row.instruction[len(before): len(row.instruction) - len(after)].split(", ")
+    for keyword in keywords:
+        assert contains_whole_word(text, keyword)
+        assert keyword.lower() not in STOPWORDS and not any(ch.isdigit() for ch in keyword)
+        assert "<" not in keyword and "@" not in keyword
+    assert 1 <= len(keywords) <= 5
+    assert not UNFILLED.search(row.instruction)
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(post_text, min_size=1, max_size=12), feed=st.lists(post_text, min_size=0, max_size=25),
+       seed=st.integers(0, 2**32 - 1))
+def test_every_needle_answer_occurs_exactly_once_in_its_haystack(texts, feed, seed):
+    task = NeedleTask(min_messages=2).bind("needle", TEMPLATES)
+    earlier = [thread_of(t, thread_id=f"e{i}", users=[f"e{i % 4}"]) for i, t in enumerate(feed)]
+    ctx = context(earlier=lambda: earlier)
+    thread = thread_of(*texts)
+    row = task.build(thread, ctx, np.random.default_rng(seed))
+    if isinstance(row, str):
+        return
+    haystack = task.haystack(thread, ctx)
+    assert haystack.text in row.instruction
+    assert not UNFILLED.search(row.instruction.replace(haystack.text, ""))
+    variant = row.meta["variant"]
+    answers = row.response.split("\n") if variant == "multi" else [row.response]
+    if variant == "who_wrote":
+        assert re.fullmatch(r"User_\d+", row.response)
+        snippet = re.search(r"\"(.+?)\"", row.instruction.replace(haystack.text, ""), re.DOTALL).group(1)
+        assert haystack.text.count(snippet) == 1
+    else:
+        for answer in answers:
+            assert haystack.text.count(answer) == 1
+    assert all(0.0 <= d <= 1.0 for d in row.meta["needle_depths"])
+    assert thread.id in row.meta["thread_ids"]
+    assert set(row.meta["thread_ids"]) <= {thread.id} | {t.id for t in earlier}
+
+
+def test_nth_message_answer_is_that_message():
+    texts = [f"message number {i} about parks" for i in range(8)]
+    task = NeedleTask(variants=["nth_message"]).bind("needle", TEMPLATES)
+    thread = thread_of(*texts)
+    for seed in range(20):
+        row = task.build(thread, context(), np.random.default_rng(seed))
+        n = texts.index(row.response) + 1
+        assert ordinal(n) in row.instruction
+        assert row.meta["needle_depths"] == [round((n - 1) / 7, 4)]
+
+
+def test_needle_depth_spreads_over_the_haystack():
+    texts = [f"distinct message {i} on transit" for i in range(30)]
+    task = NeedleTask(variants=["nth_message"]).bind("needle", TEMPLATES)
+    depths = [task.build(thread_of(*texts), context(), np.random.default_rng(s)).meta["needle_depths"][0]
+              for s in range(300)]
+    assert np.histogram(depths, bins=5, range=(0, 1))[0].min() > 30
+
+
+def test_ordinals():
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
