@@ -15,6 +15,10 @@ from instruct.records import ACTION_KEYS, Message, Thread
 
 _BOM = b"\xef\xbb\xbf"
 _ACTION_SET = frozenset(ACTION_KEYS)
+_ACTION_ORDER = {key: index for index, key in enumerate(ACTION_KEYS)}
+_TIME_KEYS = ("relative_integer_time", "unix_epoch")
+_TIME_LIMIT = 2**63
+_ABSENT = object()
 
 
 class Reject(ValueError):
@@ -34,10 +38,14 @@ def parse_thread(raw: bytes, *, cluster: str, line: int) -> Thread:
         raise Reject(f"invalid JSON: {exc}") from None
 
     thread_id = f"{cluster}:{line}"
+    fields: dict = {}
     if isinstance(record, list):
         items = record
     elif isinstance(record, dict):
-        items = record.get("thread")
+        # The rest of the record is kept as parsed (no copy) for tasks that read a record-level field;
+        # popping the message list lets it be freed once the messages are built.
+        items = record.pop("thread", None)
+        fields = record
         if not isinstance(items, list):
             raise Reject("object has no 'thread' list")
         if "id" in record:
@@ -49,50 +57,64 @@ def parse_thread(raw: bytes, *, cluster: str, line: int) -> Thread:
     if not items:
         raise Reject("empty thread")
     messages = tuple(_parse_message(item, position) for position, item in enumerate(items))
-    return Thread(id=thread_id, cluster=cluster, line=line, messages=messages)
+    return Thread(id=thread_id, cluster=cluster, line=line, messages=messages, fields=fields)
 
 
 def _parse_message(item: object, position: int) -> Message:
-    where = f"message {position}"
+    # The reason string is built only for a reject: this runs for every message of every line.
     if not isinstance(item, dict):
-        raise Reject(f"{where}: expected an object, got {type(item).__name__}")
+        raise Reject(f"message {position}: expected an object, got {type(item).__name__}")
     user = item.get("user_id")
     if not isinstance(user, str) or not user:
-        raise Reject(f"{where}: 'user_id' must be a non-empty string")
+        raise Reject(f"message {position}: 'user_id' must be a non-empty string")
     text = item.get("text")
     if text is not None and not isinstance(text, str):
-        raise Reject(f"{where}: 'text' must be a string, got {type(text).__name__}")
-    actions = _parse_actions(item["actions"], where) if "actions" in item else None
-    if not (text and text.strip()) and not actions:
-        raise Reject(f"{where}: has neither text nor a true action")
-    return Message(user=user, time=_parse_time(item, position, where), text=text or None, actions=actions)
+        raise Reject(f"message {position}: 'text' must be a string, got {type(text).__name__}")
+    actions = item.get("actions")
+    actions = None if actions is None and "actions" not in item else _parse_actions(actions, position)
+    if not (text and not text.isspace()) and not actions:
+        raise Reject(f"message {position}: has neither text nor a true action")
+    return Message(user=user, time=_parse_time(item, position), text=text or None, actions=actions)
 
 
-def _parse_actions(value: object, where: str) -> tuple[str, ...]:
+def _parse_actions(value: object, position: int) -> tuple[str, ...]:
     if isinstance(value, str):  # the raw shape stores the dict as a JSON string
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            raise Reject(f"{where}: 'actions' is a string but not valid JSON: {exc}") from None
+            raise Reject(f"message {position}: 'actions' is a string but not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise Reject(f"{where}: 'actions' must be an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - _ACTION_SET)
-    if unknown:
-        raise Reject(f"{where}: unknown action key(s) {unknown}")
-    for key, flag in value.items():
-        if not isinstance(flag, bool):
-            raise Reject(f"{where}: action '{key}' must be true or false, got {type(flag).__name__}")
-    return tuple(key for key in ACTION_KEYS if value.get(key))
+        raise Reject(f"message {position}: 'actions' must be an object, got {type(value).__name__}")
+    # One pass for the common case (known keys, real booleans); anything else takes the careful path below.
+    true = [key for key, flag in value.items() if flag is True]
+    if len(value) - len(true) != sum(1 for flag in value.values() if flag is False) or not value.keys() <= _ACTION_SET:
+        unknown = sorted(set(value) - _ACTION_SET)
+        if unknown:
+            raise Reject(f"message {position}: unknown action key(s) {unknown}")
+        for key, flag in value.items():
+            if not isinstance(flag, bool):
+                raise Reject(f"message {position}: action '{key}' must be true or false, got {type(flag).__name__}")
+    if len(true) > 1:
+        true.sort(key=_ACTION_ORDER.__getitem__)
+    return tuple(true)
 
 
-def _parse_time(item: dict, position: int, where: str) -> float:
-    for key in ("relative_integer_time", "unix_epoch"):
-        if key in item:
-            value = item[key]
+def _parse_time(item: dict, position: int) -> float:
+    found = _ABSENT
+    # Every time key present is checked, not just the first: a message with a good relative_integer_time and
+    # a garbage unix_epoch is a broken record, not a good one.
+    for key in _TIME_KEYS:
+        value = item.get(key, _ABSENT)
+        if type(value) is int and -_TIME_LIMIT <= value <= _TIME_LIMIT:  # the common case, checked first
+            pass
+        elif value is not _ABSENT:
             # bool is an int subclass; a time of `true` is a wrong type, not 1.
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise Reject(f"{where}: '{key}' must be a number, got {type(value).__name__}")
-            if not math.isfinite(value) or abs(value) > 2**63:
-                raise Reject(f"{where}: '{key}' is out of range")
-            return value
-    return position
+                raise Reject(f"message {position}: '{key}' must be a number, got {type(value).__name__}")
+            if not math.isfinite(value) or abs(value) > _TIME_LIMIT:
+                raise Reject(f"message {position}: '{key}' is out of range")
+        else:
+            continue
+        if found is _ABSENT:
+            found = value
+    return position if found is _ABSENT else found

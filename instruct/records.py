@@ -42,12 +42,16 @@ class Thread:
         cluster: the cluster key, the file name without its extension (``cluster_3``).
         line: the 1-based line number in the file, for lineage and rejects.
         messages: the messages in file order.
+        fields: the other top-level keys of an object-shaped record (``id``, ``cluster_id``, a label field
+            such as ``vote`` …), the parsed dict itself rather than a copy; ``{}`` for the list shape. Not
+            compared, so two threads are equal exactly as before.
     """
 
     id: str
     cluster: str
     line: int
     messages: tuple[Message, ...]
+    fields: dict = field(default_factory=dict, compare=False)
 
     def text_messages(self) -> list[Message]:
         return [m for m in self.messages if m.text]

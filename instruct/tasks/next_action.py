@@ -1,0 +1,92 @@
+"""Next action, BluePrint's own task: given a thread so far, what does its last user do, and with what text?"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from instruct.records import ACTION_KEYS, Message, Row, Thread
+from instruct.tasks.base import Task, TaskContext
+from instruct.templates import Slots
+
+NO_EARLIER = "(no earlier messages)"
+
+
+class NextActionTask(Task):
+    """Thread context → the action(s) the last message records, and its text.
+
+    The prompt shows every message but the last, one per line, users relabelled ``User_0, User_1 …`` in
+    order of first appearance (the last user gets a label too, possibly one already in the context)::
+
+        User_0: the post being replied to
+        User_1: [like]                      # an action-only message shows its true actions in brackets
+
+    It names the acting user ({user}) and the actions to choose from ({action_list}).
+
+    Response: one compact JSON object, always with both keys in this order::
+
+        {"actions":["reply"],"text":"the reply's text"}
+        {"actions":["follow"],"text":null}
+
+    ``actions`` lists the true action keys of the last message in ``records.ACTION_KEYS`` order (usually
+    one); ``text`` is the last message's text verbatim, or null when it has none (a like, a follow …).
+
+    A one-message thread (a ``post`` in the released shape) has no context: the context reads
+    "(no earlier messages)" and the answer is ``{"actions":["post"],"text":<the post>}``, i.e. the model
+    learns what this persona posts unprompted. Threads whose last message has no ``actions`` field (raw-shape
+    posts and replies carry only text) are declined: their action was never recorded.
+
+    Args:
+        weight: relative chance of being drawn.
+        actions: the options listed in the prompt, in this order; null = every key of ``records.ACTION_KEYS``
+            (the released shape's 13 plus the raw shape's ``ignore``/``profile_update``). A thread whose
+            true actions are not all listed is declined.
+        max_context_messages: the context shows at most this many of the latest earlier messages, with a
+            first line saying how many were left out.
+    """
+
+    template_file = "next_action"
+    slots = {"default": Slots.of("context", "user", "action_list")}
+
+    def __init__(self, weight: float = 1.0, actions: list[str] | None = None, max_context_messages: int = 30):
+        super().__init__(weight)
+        self.actions = list(actions) if actions else list(ACTION_KEYS)
+        unknown = sorted(set(self.actions) - set(ACTION_KEYS))
+        if unknown:
+            raise ValueError(f"next_action.actions: unknown action(s) {unknown}; known: {list(ACTION_KEYS)}")
+        if max_context_messages < 1:
+            raise ValueError("next_action needs max_context_messages >= 1")
+        self.max_context_messages = max_context_messages
+
+    def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        actions = thread.messages[-1].actions
+        if actions is None:
+            return "last message has no actions field"
+        if not actions:
+            return "last message has no true action"
+        if not set(actions) <= set(self.actions):
+            return "action not among the listed options"
+        return None
+
+    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+        last = thread.messages[-1]
+        earlier = thread.messages[:-1]
+        shown = earlier[-self.max_context_messages:]
+        labels: dict[str, str] = {}
+        lines = [f"{self._label(labels, m.user)}: {self._content(m)}" for m in shown]
+        if len(shown) < len(earlier):
+            lines.insert(0, f"({len(earlier) - len(shown)} earlier messages not shown)")
+        instruction, template_id = self.render(
+            "default", rng, context="\n".join(lines) if lines else NO_EARLIER, user=self._label(labels, last.user),
+            action_list=", ".join(self.actions))
+        response = orjson.dumps({"actions": list(last.actions), "text": last.text}).decode()
+        return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
+                        variant="default")
+
+    @staticmethod
+    def _label(labels: dict[str, str], user: str) -> str:
+        return labels.setdefault(user, f"User_{len(labels)}")
+
+    @staticmethod
+    def _content(message: Message) -> str:
+        return message.text if message.text else f"[{', '.join(message.actions or ())}]"
