@@ -30,6 +30,7 @@ class TaskContext:
             look-back (only tasks with ``lookback > 0`` ask for it).
         chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines, same split or not),
             for tasks that pair threads with each other.
+        split_of: the split of any thread id, so a task that pairs threads keeps each pair on one side.
     """
 
     cluster: str
@@ -37,6 +38,7 @@ class TaskContext:
     split: str = "train"
     earlier: Callable[[], list[Thread]] = list
     chunk: Sequence[Thread] = field(default_factory=tuple)
+    split_of: Callable[[str], str] = lambda thread_id: "train"
 
 
 class Task(ABC):

@@ -1,0 +1,86 @@
+"""TF-IDF vectors of short texts with the cluster's IDF, and the cosine of every pair of texts.
+
+Terms are lowercased content words (``text.content_words``), the same units ``ClusterStats`` counts, so a
+term's weight is its IDF in the cluster. Posts are short, so a term counts once per text (binary TF).
+Vectors are L2-normalised, so a dot product is a cosine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from instruct.text import ClusterStats, content_words
+
+# Bound on the term-sharing pairs expanded at once by `pair_similarity` (3 int64/float64 arrays each).
+_PAIRS_PER_BATCH = 1 << 21
+
+
+def terms(text: str) -> list[str]:
+    """The distinct lowercased content words of a text, in order of first use."""
+    return list(dict.fromkeys(word.lower() for word in content_words(text)))
+
+
+def _weights(text_terms: list[str], stats: ClusterStats) -> list[float]:
+    idf = [stats.idf(term) for term in text_terms]
+    norm = math.sqrt(math.fsum(w * w for w in idf))
+    return [w / norm for w in idf]
+
+
+def tfidf_matrix(texts: list[str], stats: ClusterStats) -> np.ndarray:
+    """One unit row per text over the texts' own terms (a text without content words gets a zero row);
+    dense, for a handful of texts such as one conversation."""
+    per_text = [terms(text) for text in texts]
+    columns: dict[str, int] = {}
+    for text_terms in per_text:
+        for term in text_terms:
+            columns.setdefault(term, len(columns))
+    matrix = np.zeros((len(texts), len(columns)), dtype=np.float64)
+    for row, text_terms in enumerate(per_text):
+        for term, weight in zip(text_terms, _weights(text_terms, stats)):
+            matrix[row, columns[term]] = weight
+    return matrix
+
+
+def pair_similarity(texts: list[str], stats: ClusterStats) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine and number of shared terms of every pair of texts, as two ``n x n`` arrays.
+
+    Sparse: only pairs that share a term are ever touched (an inverted index expanded with numpy), so the
+    cost follows the number of term-sharing pairs, not ``n x vocabulary``. Sums run in a fixed order in
+    float64, so the result is the same bit for bit in any process.
+
+    Args:
+        texts: the texts.
+        stats: the cluster statistics the IDF comes from.
+    """
+    n = len(texts)
+    docs, term_ids, weights = [], [], []
+    vocabulary: dict[str, int] = {}
+    for doc, text in enumerate(texts):
+        text_terms = terms(text)
+        for term, weight in zip(text_terms, _weights(text_terms, stats)):
+            docs.append(doc)
+            term_ids.append(vocabulary.setdefault(term, len(vocabulary)))
+            weights.append(weight)
+    docs_a, terms_a, weights_a = np.array(docs, np.int64), np.array(term_ids, np.int64), np.array(weights)
+    order = np.lexsort((docs_a, terms_a))                     # postings: by term, then by text
+    docs_a, terms_a, weights_a = docs_a[order], terms_a[order], weights_a[order]
+    starts = np.flatnonzero(np.r_[True, terms_a[1:] != terms_a[:-1]]) if len(terms_a) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(terms_a)])
+    starts, sizes = starts[sizes >= 2], sizes[sizes >= 2]     # a term of one text pairs nothing
+    cosine = np.zeros(n * n)
+    shared = np.zeros(n * n, dtype=np.int64)
+    batch_of = np.cumsum(sizes * sizes) // _PAIRS_PER_BATCH
+    for batch in np.unique(batch_of):
+        b_starts, b_sizes = starts[batch_of == batch], sizes[batch_of == batch]
+        # Every posting of these terms, each paired with every posting of its own term (itself included).
+        group_start = np.repeat(b_starts, b_sizes)
+        members = group_start + np.arange(b_sizes.sum()) - np.repeat(np.cumsum(b_sizes) - b_sizes, b_sizes)
+        fan = np.repeat(b_sizes, b_sizes)
+        left = np.repeat(members, fan)
+        right = np.repeat(group_start, fan) + np.arange(len(left)) - np.repeat(np.cumsum(fan) - fan, fan)
+        flat = docs_a[left] * n + docs_a[right]
+        cosine += np.bincount(flat, weights=weights_a[left] * weights_a[right], minlength=n * n)
+        shared += np.bincount(flat, minlength=n * n)
+    return cosine.reshape(n, n), shared.reshape(n, n)

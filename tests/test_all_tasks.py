@@ -1,0 +1,55 @@
+"""`tasks=all` on real BluePrint threads: every task of the design produces rows, and the manifest explains
+every thread a task did not use."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import orjson
+
+from conftest import manifest_of, read_jsonl, run_pipeline
+
+ALL_TASKS = {"needle", "summarization", "topic_post", "keyword_post", "completion", "paraphrase",
+             "voting_intention", "next_action"}
+
+
+def write_labels(path, shared_sample):
+    """Voting labels by thread id for the real sample (a test-made label source; BluePrint has none)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["thread_id", "label"])
+        for line in (shared_sample / "released" / "cluster_0.jsonl").read_bytes().splitlines():
+            thread_id = orjson.loads(line)["id"]
+            writer.writerow([thread_id, "the Green Party" if len(thread_id) % 2 else "undecided"])
+
+
+def test_every_task_produces_rows_and_every_decline_is_explained(tmp_path, shared_sample, dolly_file):
+    labels = tmp_path / "labels.csv"
+    write_labels(labels, shared_sample)
+    run = run_pipeline(tmp_path, "tasks=all", f"source.path={shared_sample / 'released'}", f"dolly.path={dolly_file}",
+                       f"tasks.voting_intention.labels.file={labels}")
+    manifest = manifest_of(run)
+    per_task = manifest["counts"]["per_task"]
+    assert set(per_task) == ALL_TASKS
+    for name, task in per_task.items():
+        assert task["produced"] > 0, (name, task)
+        assert task["offered"] == manifest["counts"]["threads_used"] == 400
+        assert task["offered"] == task["eligible"] + sum(task["declined"].values()), name
+        assert task["eligible"] >= task["produced"] + sum(task["failed"].values()), name
+    produced = sum(task["produced"] for task in per_task.values())
+    assert produced + manifest["counts"]["threads_without_task"] == manifest["counts"]["threads_used"]
+    rows = [row for path in (run / "train").glob("*.jsonl") for row in read_jsonl(path)]
+    assert {row["task"] for row in rows} == ALL_TASKS | {"dolly"}
+    for row in rows:
+        prompt, response = row["messages"][0]["content"], row["messages"][1]["content"]
+        assert response.strip() and not re.search(r"\[LLM|PLACEHOLDER", response)
+        assert row["meta"]["response_source"] == "data"
+
+
+def test_without_labels_voting_is_reported_not_applicable(tmp_path, shared_sample):
+    run = run_pipeline(tmp_path, "tasks=all", f"source.path={shared_sample / 'released'}", "mix=none")
+    manifest = manifest_of(run)
+    assert manifest["counts"]["per_task"]["voting_intention"]["produced"] == 0
+    assert "not applicable: no labels" in manifest["tasks"]["voting_intention"]["status"]
+    assert "not applicable: no labels" in (run / "run.log").read_text()

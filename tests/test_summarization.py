@@ -1,0 +1,158 @@
+"""Summarization: the response is an extractive summary a trainer can trust — real messages of the
+conversation, in time order, attributed to the right ``User_k``."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import read_jsonl, run_pipeline
+from instruct.records import Message, Thread
+from instruct.tasks.base import TaskContext
+from instruct.tasks.summarization import SummarizationTask, one_line
+from instruct.templates import TemplateSet
+from instruct.text import ClusterStats
+
+TEMPLATES = TemplateSet("default")
+UNFILLED = re.compile(r"\{[A-Za-z_]+\}")
+
+word = st.one_of(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=9),
+                 st.sampled_from(["transit", "parks", "climate", "<URL>", "#Vote", "the", "it's", "🙂", "2025"]))
+message_text = st.lists(word, min_size=1, max_size=25).map(" ".join)
+
+
+def thread_of(texts: list[str], users: list[str], thread_id: str = "t", line: int = 1) -> Thread:
+    return Thread(thread_id, "cluster_0", line,
+                  tuple(Message(user, i, text, None) for i, (user, text) in enumerate(zip(users, texts))))
+
+
+def context(earlier: list[Thread] = (), texts: list[str] = ()) -> TaskContext:
+    stats = ClusterStats.from_texts(list(texts) or ["transit parks climate", "parks"])
+    return TaskContext(cluster="cluster_0", stats=stats, earlier=lambda: list(earlier))
+
+
+def transcript_and_summary(task: SummarizationTask, row) -> tuple[list[str], list[str]]:
+    """The conversation lines of the prompt (cut out with the template's text) and the response lines."""
+    template = next(t for t in task._templates["default"] if t.id == row.meta["template_id"])
+    before, after = template.text.split("{conversation}")
+    points = row.response.count("\n") + 1
+    before, after = before.format(max_points=points), after.format(max_points=points)
+    assert row.instruction.startswith(before) and row.instruction.endswith(after)
+    conversation = row.instruction[len(before): len(row.instruction) - len(after)]
+    return conversation.split("\n"), row.response.split("\n")
+
+
+def is_subsequence(part: list[str], whole: list[str]) -> bool:
+    remaining = iter(whole)
+    return all(line in remaining for line in part)
+
+
+def test_summary_is_the_central_messages_in_time_order_with_their_authors():
+    texts = [
+        "The new tram line opens downtown next week.",
+        "Great, the tram line downtown was overdue.",
+        "My cat sleeps on the keyboard again.",
+        "Tram line tickets downtown are cheaper than the bus.",
+        "Anyone seen my umbrella?",
+        "The tram line downtown will run every five minutes.",
+    ]
+    users = ["ann", "bob", "cy", "ann", "dee", "bob"]
+    task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
+    row = task.build(thread_of(texts, users), context(texts=texts), np.random.default_rng(0))
+    lines, summary = transcript_and_summary(task, row)
+    assert lines == [f"User_{k}: {t}" for k, t in zip([0, 1, 2, 0, 3, 1], texts)]
+    # The three tram messages are central; the cat and the umbrella are not.
+    picked = [lines.index(line) for line in summary]
+    assert len(picked) == 3 and picked == sorted(picked)
+    assert {2, 4}.isdisjoint(picked)
+
+
+def test_short_thread_is_preceded_by_whole_earlier_threads_and_lists_them():
+    earlier = [thread_of([f"earlier thread {i} about parks", f"a reply on parks {i}"], [f"e{i}", f"f{i}"],
+                         thread_id=f"e{i}", line=i + 1) for i in range(5)]
+    thread = thread_of(["the thread itself about transit"], ["me"], thread_id="now", line=9)
+    task = SummarizationTask(max_messages=6).bind("summarization", TEMPLATES)
+    row = task.build(thread, context(earlier), np.random.default_rng(1))
+    lines, _ = transcript_and_summary(task, row)
+    # Two whole earlier threads fit the budget of 6 messages with the thread's own message (2 + 2 + 1).
+    assert row.meta["thread_ids"] == ["e3", "e4", "now"]
+    assert lines[-1].endswith(": the thread itself about transit")
+    assert len(lines) == 5
+
+
+def test_a_thread_long_enough_stands_alone():
+    thread = thread_of(["one on parks", "two on parks", "three on transit"], ["a", "b", "a"], thread_id="own")
+    earlier = [thread_of(["older"], ["x"], thread_id="old")]
+    task = SummarizationTask().bind("summarization", TEMPLATES)
+    row = task.build(thread, context(earlier), np.random.default_rng(2))
+    assert row.meta["thread_ids"] == ["own"]
+    assert len(row.response.split("\n")) == 2  # ceil(3 / 2): a summary is shorter than the conversation
+
+
+def test_declines_when_no_conversation_of_three_messages_can_be_made():
+    task = SummarizationTask().bind("summarization", TEMPLATES)
+    assert task.decline_reason(thread_of([None], ["a"]), context()) == "no text message"
+    assert task.decline_reason(thread_of(["just me", "and you"], ["a", "b"]), context()) == \
+        "conversation shorter than 3 messages"
+
+
+def test_multi_line_messages_stay_on_one_transcript_line():
+    texts = ["first line\nsecond line about parks", "a reply on parks", "another\n\nreply on transit"]
+    task = SummarizationTask().bind("summarization", TEMPLATES)
+    row = task.build(thread_of(texts, ["a", "b", "c"]), context(), np.random.default_rng(3))
+    lines, summary = transcript_and_summary(task, row)
+    assert lines == [f"User_{i}: {one_line(t)}" for i, t in enumerate(texts)]
+    assert set(summary) <= set(lines)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError):
+        SummarizationTask(min_messages=2)
+    with pytest.raises(ValueError):
+        SummarizationTask(max_points=0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(own=st.lists(message_text, min_size=1, max_size=10), feed=st.lists(st.lists(message_text, min_size=1, max_size=3),
+       max_size=8), users=st.lists(st.sampled_from("abcd"), min_size=10, max_size=10),
+       max_points=st.integers(1, 5), seed=st.integers(0, 2**32 - 1), template_set=st.sampled_from(["default", "concise"]))
+def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfilled(own, feed, users, max_points, seed,
+                                                                                   template_set):
+    earlier = [thread_of(texts, [f"e{i}"] * len(texts), thread_id=f"e{i}", line=i + 1) for i, texts in enumerate(feed)]
+    thread = thread_of(own, users[: len(own)], thread_id="now", line=99)
+    task = SummarizationTask(max_points=max_points).bind("summarization", TemplateSet(template_set))
+    ctx = context(earlier, texts=own)
+    if task.decline_reason(thread, ctx) is not None:
+        assert len(own) < 3  # a thread of three messages is a conversation by itself
+        return
+    row = task.build(thread, ctx, np.random.default_rng(seed))
+    if isinstance(row, str):
+        assert row == "no content words in the conversation"
+        return
+    assert not UNFILLED.search(row.instruction) and not UNFILLED.search(row.response)
+    lines, summary = transcript_and_summary(task, row)
+    assert is_subsequence(summary, lines) and len(set(summary)) == len(summary)
+    assert 1 <= len(summary) <= min(max_points, (len(lines) + 1) // 2)
+    # Labels are by first appearance: User_0 opens the conversation, each new user takes the next number.
+    seen = []
+    for line in lines:
+        label = line.split(":", 1)[0]
+        if label not in seen:
+            assert label == f"User_{len(seen)}"
+            seen.append(label)
+    assert row.meta["thread_ids"][-1] == "now" and set(row.meta["thread_ids"]) <= {"now"} | {t.id for t in earlier}
+
+
+def test_summarization_rows_on_the_real_sample(tmp_path, shared_sample):
+    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "mix=none", "output=alpaca",
+                       "+task@tasks.summarization=summarization", "tasks.needle.weight=0",
+                       "tasks.keyword_post.weight=0", "tasks.completion.weight=0")
+    rows = [r for path in sorted((run / "train").glob("*.jsonl")) for r in read_jsonl(path)]
+    assert rows and all(r["task"] == "summarization" for r in rows)
+    for row in rows:
+        lines = set(row["instruction"].split("\n"))
+        assert all(line in lines for line in row["output"].split("\n"))
+        assert len(row["meta"]["thread_ids"]) >= 1
