@@ -9,11 +9,14 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from instruct.errors import InstructError
 from instruct.pipeline import RunInfo, generate
-from instruct.schema import register
+from instruct.responders import merge_config
+from instruct.schema import InstructConfig, register
 
 register()
 log = logging.getLogger("instruct")
@@ -30,17 +33,33 @@ def run_info() -> RunInfo:
     )
 
 
+def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """The config an unfinished run was started with, read from its folder; of this command's config only
+    what changes how it executes (workers, progress) is taken, so a resume writes the same bytes."""
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise InstructError(f"cannot resume {run_dir}: no .hydra/config.yaml (not a run folder, or killed before "
+                            f"it started writing; start a new run)")
+    try:
+        # Onto the bare schema, not onto this command's config: merging dicts would add this command's
+        # tasks to the run's own.
+        started_with = OmegaConf.merge(OmegaConf.structured(InstructConfig), OmegaConf.load(saved))
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise InstructError(f"cannot resume {run_dir}: its .hydra/config.yaml does not fit this version: "
+                            f"{str(exc).splitlines()[0]}") from None
+    started_with.workers, started_with.progress = cfg.workers, cfg.progress
+    return started_with
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        if cfg.resume:
+        if cfg.responder.name == "merge":  # a Batch output into a new dataset beside the batch run
+            merged, parent = merge_config(cfg)
+            out = generate(merged, parent, run_info())
+        elif cfg.resume:
             run_dir = Path(cfg.resume)
-            saved = run_dir / ".hydra" / "config.yaml"
-            if not saved.is_file():
-                raise InstructError(f"cannot resume {run_dir}: no .hydra/config.yaml (not a run folder?)")
-            started_with = OmegaConf.merge(OmegaConf.structured(cfg), OmegaConf.load(saved))
-            started_with.workers, started_with.progress = cfg.workers, cfg.progress
-            out = generate(started_with, run_dir.parent, run_info(), resume_dir=run_dir)
+            out = generate(resumed_config(cfg, run_dir), run_dir.parent, run_info(), resume_dir=run_dir)
         else:
             out = generate(cfg, Path(HydraConfig.get().runtime.output_dir), run_info())
     except InstructError as exc:

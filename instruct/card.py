@@ -27,6 +27,21 @@ def _front_matter(manifest: dict) -> dict:
     return front
 
 
+def _llm_note(manifest: dict) -> list[str]:
+    """Which rows an LLM answered (responder != none): they are not from the data."""
+    responder = manifest.get("responder") or {}
+    if responder.get("name", "none") == "none":
+        return []
+    tasks = [task for task in responder["tasks"] if task in manifest["counts"]["per_task"]]
+    note = (f"With `responder={responder['name']}` that does not hold for {', '.join(tasks) or 'any task'}: their "
+            f"responses were written by the LLM `{responder['model']}` ({responder['rows_llm']} rows, "
+            f"`meta.response_source: llm`); {responder['rows_rejected']} rows without a usable answer were left "
+            f"out (see `rejects.jsonl`).")
+    if responder.get("pending"):
+        note += f" {responder['pending']} rows wait for a Batch answer (`llm_requests.jsonl`, `pending/`)."
+    return [note, ""]
+
+
 def write_card(run_dir: Path, manifest: dict) -> None:
     counts = manifest["counts"]
     fmt = manifest["config"]["output"]["format"]
@@ -55,6 +70,7 @@ def write_card(run_dir: Path, manifest: dict) -> None:
               if "summarization" in counts["per_task"] else
               "Every response is taken from the data: a real post, the rest of a real post, or a message of "
               "the haystack.", "",
+              *_llm_note(manifest),
               "## Licence", "",
               "BluePrint threads: MIT (ComplexData-MILA/BluePrint), text PII-scrubbed by its authors.",
               ]

@@ -32,8 +32,10 @@ from instruct.errors import InstructError
 from instruct.formats import RecordEncoder
 from instruct.manifest import build_manifest
 from instruct.plan import Shard, plan_shards, select_lines
+from instruct.responders import finish_responder, make_responder
+from instruct.responders.pending import resolve_pending
 from instruct.rundir import MANIFEST, PARTS, STATE, atomic_open, create_run_dir, is_complete, version_id, write_json
-from instruct.schema import EXECUTION_KEYS, check
+from instruct.schema import check, versioned_config
 from instruct.seeding import DOLLY, rng_for, unit_interval
 from instruct.tasks.base import Task
 from instruct.templates import TemplateSet
@@ -91,30 +93,50 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
 
     setup = Setup(seed=cfg.seed, tasks=tasks, encoder=RecordEncoder(cfg.output.format),
                   validation_fraction=cfg.split.validation_fraction, parts_dir=Path())
+    # Before the run folder exists, so an unreachable endpoint fails fast and leaves nothing behind.
+    setup.responder = make_responder(cfg.responder, [task.name for task in tasks])
+    setup.deferred_tasks = setup.responder.tasks if setup.responder else frozenset()
+    for task in tasks:
+        task.llm_answers = task.name in setup.deferred_tasks
     with Executor(setup, cfg.workers) as executor:
         clusters = executor.map(scan, files)
-        version = version_id({
-            "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in EXECUTION_KEYS},
+        identity = {
+            "config": versioned_config(cfg),
             "inputs": [[c.key, c.sha256] for c in clusters],
             "dolly": dolly.sha256 if dolly else None,
             "instruct": __version__,
-        })
-        run_dir = _open_run_dir(parent, version, resume_dir)
+            # Task parameters as instantiated, label-file hashes included: inputs beyond the threads.
+            "tasks": {task.name: task.describe() for task in tasks},
+        }
+        version = version_id(identity)
+        run_dir = _open_run_dir(parent, version, resume_dir, identity)
         setup.parts_dir = run_dir / PARTS
         _save_config(run_dir, cfg, info)
+        if not (run_dir / STATE / IDENTITY).exists():  # what a resume is compared with, to say what changed
+            write_json(run_dir / STATE / IDENTITY, identity)
         handler = _log_to(run_dir / "run.log")
         try:
+            for task in tasks:
+                status = task.describe().get("status")
+                if status:
+                    log.log(logging.WARNING if "not applicable" in status else logging.INFO, "%s: %s", task.name, status)
             for cluster in clusters:
                 if cluster.truncated:
-                    log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines)
+                    log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines - 1)
             results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir)
             manifest = build_manifest(cfg=cfg, info=info, tasks=tasks, clusters=clusters, results=results,
                                       dolly=dolly, run_dir=run_dir, version=version, started=started)
+            manifest["responder"] = finish_responder(setup.responder, run_dir, [c.key for c in clusters])
+            manifest["pending"] = manifest["responder"]["pending"]  # rows waiting for a Batch answer
             _write_rejects(run_dir, clusters, dolly)
             write_card(run_dir, manifest)
+            shutil.rmtree(run_dir / PARTS, ignore_errors=True)  # before the manifest: a complete folder has none
             write_json(run_dir / MANIFEST, manifest)  # last: its presence says the folder is complete
             shutil.rmtree(run_dir / STATE, ignore_errors=True)
-            shutil.rmtree(run_dir / PARTS, ignore_errors=True)
+        except OSError as exc:  # a part file, a folder, a log line: the disk filled up or went read-only
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise InstructError(f"cannot write in {run_dir}{where}: {exc.strerror or exc} (disk full or not "
+                                f"writable?); once fixed, finish it with resume={run_dir}") from None
         finally:
             logging.getLogger().removeHandler(handler)
             handler.close()
@@ -123,15 +145,44 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
     return run_dir
 
 
-def _open_run_dir(parent: Path, version: str, resume_dir: Path | None) -> Path:
+IDENTITY = "identity.json"  # in .state/: what the version id of an unfinished run was computed from
+
+
+def _open_run_dir(parent: Path, version: str, resume_dir: Path | None, identity: dict) -> Path:
     if resume_dir is None:
         return create_run_dir(parent, version)
     if is_complete(resume_dir):
         raise InstructError(f"{resume_dir} is already complete; nothing to resume")
     if not resume_dir.name.endswith(f"_{version}"):
-        raise InstructError(f"cannot resume {resume_dir}: its inputs or config differ from this run (version {version})")
+        raise InstructError(f"cannot resume {resume_dir}: {_what_changed(resume_dir, identity)} since it started "
+                            f"(this run's version id is {version}); start a new run instead")
     log.info("resuming %s", resume_dir)
     return resume_dir
+
+
+def _what_changed(run_dir: Path, identity: dict) -> str:
+    """Name what differs between an unfinished run and this one: the config, which input files, the code."""
+    try:
+        before = orjson.loads((run_dir / STATE / IDENTITY).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return "its inputs, config or instruct version changed"
+    now = orjson.loads(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS))
+    changed = []
+    if before.get("config") != now["config"]:
+        keys = sorted(k for k in set(before.get("config", {})) | set(now["config"])
+                      if before.get("config", {}).get(k) != now["config"].get(k))
+        changed.append(f"the config ({', '.join(keys)})")
+    if before.get("inputs") != now["inputs"]:
+        old, new = dict(map(tuple, before.get("inputs", []))), dict(map(tuple, now["inputs"]))
+        files = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        changed.append(f"the input files ({', '.join(files)})")
+    if before.get("dolly") != now["dolly"]:
+        changed.append("the Dolly file")
+    if before.get("tasks") != now["tasks"]:
+        changed.append("the task settings or label files")
+    if before.get("instruct") != now["instruct"]:
+        changed.append(f"the instruct version ({before.get('instruct')} -> {now['instruct']})")
+    return " and ".join(changed) or "its identity changed"
 
 
 def _save_config(run_dir: Path, cfg: DictConfig, info: RunInfo) -> None:
@@ -269,6 +320,9 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
     total_threads = sum(len(shard.lines) for shard in shards)
     with tqdm(total=total_threads, unit="thread", disable=None if cfg.progress else True, dynamic_ncols=True) as bar:
         executor.run(shards, on_done, bar)
+    # Checked once every cluster is done (finished clusters of a resumed run included), so the one message
+    # names the worst file whatever order the clusters finished in, and a resume cannot skip the check.
+    _check_rejects(cfg, clusters, results, run_dir)
     return {cluster.key: results[cluster.key] for cluster in clusters}
 
 
@@ -288,6 +342,10 @@ def _finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, c
     fraction = cfg.mix.dolly_fraction
     splits = [TRAIN, VALIDATION] if cfg.split.validation_fraction > 0 else [TRAIN]
     outputs = {}
+    # LLM answers first: rows without one leave `counts`, so the Dolly share is of the rows really written.
+    resolved = resolve_pending(setup.responder, setup.encoder, cluster.key, str(cluster.path),
+                               {split: [part_path(setup.parts_dir, cluster.key, i, split + ".pending")
+                                        for i in range(shard_count)] for split in splits}, counts, run_dir)
     for split_index, split in enumerate(splits):
         generated = counts.rows[split]
         rng = rng_for(cfg.seed, cluster.key, DOLLY, split_index)
@@ -308,14 +366,12 @@ def _finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, c
         digest = hashlib.sha256()
         with atomic_open(target) as out, (atomic_open(target.with_suffix(".meta.jsonl")) if setup.encoder.sidecar
                                           else _Discard()) as meta_out:
-            generated_lines = _concat(parts)
-            meta_lines = _concat(metas) if setup.encoder.sidecar else None
+            generated_rows = resolved.rows(split, _concat(parts), _concat(metas) if setup.encoder.sidecar else None)
             for position in range(total):
                 if position in at:
                     line, meta = setup.encoder.encode(dolly_row(next(dolly_lines), cluster=cluster.key, split=split))
                 else:
-                    line = next(generated_lines)
-                    meta = next(meta_lines) if meta_lines else None
+                    line, meta = next(generated_rows)
                 out.write(line)
                 digest.update(line)
                 if meta is not None:
@@ -329,7 +385,7 @@ def _finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, c
             if path.exists():
                 with open(path, "rb") as part:
                     shutil.copyfileobj(part, out)
-    _check_rejects(cfg, cluster, counts, rejects)
+        out.write(b"".join(resolved.rejects))  # rows the LLM gave no usable answer for
     write_json(run_dir / STATE / f"{cluster.key}.json", {"counts": counts.to_dict(), "outputs": outputs})
     for leftover in setup.parts_dir.glob(f"{cluster.key}.*"):
         leftover.unlink()
@@ -359,14 +415,29 @@ def _concat(paths: list[Path]):
                 yield from handle
 
 
-def _check_rejects(cfg, cluster: ClusterFile, counts: Counts, rejects: Path) -> None:
-    if counts.read and counts.rejected / counts.read > cfg.source.max_reject_fraction:
-        top = "; ".join(f"{reason} ({n})" for reason, n in counts.reject_reasons.most_common(3))
-        raise InstructError(
-            f"{cluster.path}: {counts.rejected} of {counts.read} lines rejected "
-            f"({counts.rejected / counts.read:.1%} > source.max_reject_fraction={cfg.source.max_reject_fraction}); "
-            f"top reasons: {top}. Wrong folder or file shape? Every rejected line is in {rejects}"
-        )
+def _check_rejects(cfg, clusters: list[ClusterFile], results: dict, run_dir: Path) -> None:
+    """Fail naming the file with the largest share of rejected lines, if any file is over the limit.
+
+    The share is of the lines that were parsed (used + rejected): lines left out by max_chains_per_cluster
+    were never looked at, so a wrong-shape file capped to 10,000 of 1M lines still fails.
+    """
+    limit = cfg.source.max_reject_fraction
+    over = []
+    for cluster in clusters:
+        counts = results[cluster.key].counts
+        parsed = counts.used + counts.rejected
+        if parsed and counts.rejected / parsed > limit:
+            over.append((counts.rejected / parsed, cluster, counts, parsed))
+    if not over:
+        return
+    share, cluster, counts, parsed = max(over, key=lambda item: item[0])  # max keeps the first of equals
+    top = "; ".join(f"{reason} ({n})" for reason, n in counts.reject_reasons.most_common(3))
+    others = f" ({len(over) - 1} more file(s) over the limit)" if len(over) > 1 else ""
+    raise InstructError(
+        f"{cluster.path}: {counts.rejected} of {parsed} lines rejected ({share:.1%} > "
+        f"source.max_reject_fraction={limit}){others}; top reasons: {top}. Wrong folder or file shape? "
+        f"Every rejected line is in {run_dir / STATE / (cluster.key + '.rejects.jsonl')}"
+    )
 
 
 def _write_rejects(run_dir: Path, clusters: list[ClusterFile], dolly: DollySource | None) -> None:

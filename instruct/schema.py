@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from instruct.errors import InstructError
 from instruct.formats import FORMATS
@@ -54,6 +55,45 @@ class SplitConfig:
     validation_fraction: float = 0.0                 # share of threads (and Dolly rows) in validation/
 
 
+# An answer that starts like one of these declines the request; its row is rejected (case-insensitive).
+REFUSAL_PATTERNS = (
+    r"(?:I'm|I’m|I am) sorry,? (?:but )?I (?:can(?:not|'t|’t)|can not|won(?:'t|’t)|will not|am (?:unable|not able))",
+    r"Sorry,? (?:but )?I (?:can(?:not|'t|’t)|can not|won(?:'t|’t)|am unable)",
+    r"I (?:can(?:not|'t|’t)|can not|won(?:'t|’t)|will not|am unable to|am not able to|(?:'m|’m) (?:unable|not able) to)"
+    r" (?:help with|help you|assist|comply|fulfil|provide|complete (?:this|that|the)|do (?:this|that)|answer"
+    r"|summari[sz]e|paraphrase|rewrite|determine|infer)",
+    r"I apologi[sz]e,? but",
+    r"As an AI\b",
+)
+
+
+@dataclass
+class ResponderConfig:
+    """Who writes the responses of the tasks in ``tasks``: the data (none), an endpoint, or a Batch job."""
+
+    name: str = "none"                               # none | openai | batch | merge (choose with responder=…)
+    tasks: List[str] = field(default_factory=lambda: ["summarization", "paraphrase", "voting_intention"])
+    base_url: str = "https://api.openai.com/v1"      # any OpenAI-compatible /v1 (vLLM, SGLang, llama.cpp, Ollama)
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"              # the NAME of the variable; the key is never stored
+    system_prompt: Optional[str] = ("You write the response of one example of an instruction-tuning dataset. "
+                                    "Reply with the response only: no preamble, no notes.")
+    temperature: float = 0.0
+    max_tokens: int = 512
+    extra_body: Dict[str, Any] = field(default_factory=dict)   # more request fields (seed, top_p …)
+    concurrency: int = 8                             # requests in flight at once
+    retries: int = 4                                 # extra attempts on 429/5xx/timeouts, exponential backoff
+    backoff_seconds: float = 1.0                     # first wait; doubles per attempt (Retry-After wins)
+    timeout_seconds: float = 60.0                    # per request
+    preflight_timeout_seconds: float = 5.0           # GET /models before the run: unreachable fails fast
+    max_requests: Optional[int] = None               # per-run budget of prompts sent; null = no limit
+    cache_dir: str = "${output_root}/.llm_cache"     # answers keyed by sha256(model, messages, params)
+    refusal_patterns: List[str] = field(default_factory=lambda: list(REFUSAL_PATTERNS))  # matched at the start
+    results: Optional[str] = None                    # merge: the Batch output file
+    batch_run: Optional[str] = None                  # merge: the run folder written by responder=batch
+    results_sha256: Optional[str] = None             # merge: filled in from the results file
+
+
 @dataclass
 class InstructConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -63,6 +103,7 @@ class InstructConfig:
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    responder: ResponderConfig = field(default_factory=ResponderConfig)
     seed: int = 42
     workers: int = 1
     progress: bool = True
@@ -83,10 +124,31 @@ def register() -> None:
 
 # Keys that change how a run is executed but not one byte of what it writes.
 EXECUTION_KEYS = ("workers", "progress", "resume", "run_name", "output_root")
+# Responder keys that change how answers are fetched, not what they are (the cache makes reruns equal).
+RESPONDER_EXECUTION_KEYS = ("api_key_env", "concurrency", "retries", "backoff_seconds", "timeout_seconds",
+                            "preflight_timeout_seconds", "max_requests", "cache_dir", "results", "batch_run")
+
+
+def versioned_config(cfg: DictConfig) -> dict:
+    """The resolved config minus the execution keys: what the version id hashes."""
+    content = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in EXECUTION_KEYS}
+    responder = content.get("responder", {})
+    if responder.get("name", "none") == "none":  # its other keys are unused, so they cannot change a byte
+        content["responder"] = {"name": "none"}
+    for key in RESPONDER_EXECUTION_KEYS:
+        responder.pop(key, None)
+    return content
 
 
 def check(cfg: DictConfig) -> None:
     """Range checks a type cannot express; each failure names the key."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise InstructError(f"{missing[0]} is not set (give it on the command line: {missing[0]}=…)")
+    try:  # Hydra checks overrides against the schema, but `+key=value` adds a key past it
+        OmegaConf.merge(OmegaConf.structured(InstructConfig), cfg)
+    except OmegaConfBaseException as exc:
+        raise InstructError(f"{exc.full_key or 'config'}: {str(exc).splitlines()[0]}") from None
 
     def fraction(key: str, value: float) -> None:
         if not 0.0 <= value < 1.0:
@@ -111,6 +173,9 @@ def check(cfg: DictConfig) -> None:
     for name, task in cfg.tasks.items():
         if not isinstance(task, DictConfig) or "_target_" not in task:
             raise InstructError(f"tasks.{name} must be a mapping with a _target_ class")
+        weight = task.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise InstructError(f"tasks.{name}.weight={weight!r} must be a number >= 0")
     if sum(float(task.get("weight", 1.0)) for task in cfg.tasks.values()) <= 0:
         raise InstructError("every task weight is zero: set at least one tasks.<name>.weight > 0")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 # A compact English stopword list (function words and social-media filler); a keyword or topic word is
 # never one of these.
@@ -30,6 +31,7 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")
 # Tokens that are not words of the post's language: handles, <URL>-style placeholders, links.
 _NOT_PROSE = re.compile(r"@[\w.\-]+|<[A-Za-z_]+>|https?://\S+|www\.\S+")
 _ALPHA_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_IDF_CACHE = 100_000  # words whose idf is remembered per cluster (bounded: memory stays flat)
 _HASHTAG = re.compile(r"(?<![\w#])#([^\W\d_]\w*)")
 
 
@@ -41,15 +43,34 @@ def words(text: str) -> list[str]:
 def content_words(text: str) -> list[str]:
     """Words that carry meaning, in order of first use, case kept: letters only (no numbers), at least
     three characters, not a stopword, not part of a handle or a ``<URL>`` token."""
+    return list(_content_words(text))
+
+
+def has_content_words(text: str) -> bool:
+    """Whether ``content_words(text)`` is non-empty; stops at the first one (a cheap check to decline)."""
+    return next(_iter_content_words(text), None) is not None
+
+
+# Several tasks ask for the same post's content words (to decline, then to build), so recent answers are
+# kept; a bounded cache, so memory stays flat however many threads flow through.
+@lru_cache(maxsize=4096)
+def _content_words(text: str) -> tuple[str, ...]:
+    return tuple(_iter_content_words(text))
+
+
+def _iter_content_words(text: str) -> Iterator[str]:
+    if "@" in text or "<" in text or "http" in text or "www." in text:
+        text = _NOT_PROSE.sub(" ", text)
     seen: set[str] = set()
-    result = []
-    for word in _WORD.findall(_NOT_PROSE.sub(" ", text)):
+    for word in _WORD.findall(text):
+        if len(word) < 3:
+            continue
         lower = word.lower()
-        if lower in seen or len(word) < 3 or lower in STOPWORDS or not _ALPHA_WORD.fullmatch(word):
+        # isalpha() is the fast yes; words with an apostrophe (or rare numeric letters) ask the pattern.
+        if lower in seen or lower in STOPWORDS or not (word.isalpha() or _ALPHA_WORD.fullmatch(word)):
             continue
         seen.add(lower)
-        result.append(word)
-    return result
+        yield word
 
 
 def hashtags(text: str) -> list[str]:
@@ -72,14 +93,21 @@ class ClusterStats:
 
     documents: int = 0
     doc_freq: Counter = field(default_factory=Counter)
+    _idf: dict = field(default_factory=dict, repr=False, compare=False)  # word → idf, filled on use
 
     def add(self, text: str) -> None:
+        self._idf.clear()  # every idf changes with the document count
         self.documents += 1
         self.doc_freq.update({w.lower() for w in content_words(text)})
 
     def idf(self, word: str) -> float:
         """Smoothed inverse document frequency: rare words score high, unseen words highest."""
-        return math.log((1 + self.documents) / (1 + self.doc_freq.get(word.lower(), 0))) + 1.0
+        value = self._idf.get(word)
+        if value is None:
+            value = math.log((1 + self.documents) / (1 + self.doc_freq.get(word.lower(), 0))) + 1.0
+            if len(self._idf) < _IDF_CACHE:
+                self._idf[word] = value
+        return value
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> "ClusterStats":

@@ -21,11 +21,13 @@ from instruct.formats import RecordEncoder
 from instruct.parsing import Reject, parse_thread
 from instruct.plan import Shard
 from instruct.records import Thread
+from instruct.responders.pending import defer
 from instruct.seeding import CHUNK, rng_for, unit_interval
 from instruct.tasks.base import Task, TaskContext
 from instruct.text import ClusterStats
 
 TRAIN, VALIDATION = "train", "validation"
+_BUFFER = 1 << 20  # part files are written in large blocks
 
 
 @dataclass(slots=True)
@@ -39,6 +41,8 @@ class Setup:
         validation_fraction: share of threads put in the validation split.
         parts_dir: where shards write their part files.
         progress: called with the number of threads done, every chunk.
+        deferred_tasks: tasks whose rows wait for the responder (written as pending, see responders/pending).
+        responder: the run's responder, used by the parent process only (None: responder=none).
     """
 
     seed: int
@@ -47,6 +51,8 @@ class Setup:
     validation_fraction: float
     parts_dir: Path
     progress: Callable[[int], None] = field(default=lambda n: None)
+    deferred_tasks: frozenset = frozenset()
+    responder: object = None
 
     @property
     def lookback(self) -> int:
@@ -72,35 +78,44 @@ def _reason_group(reason: str) -> str:
     return reason.split(":")[0] + (":" + reason.split(":")[1] if reason.count(":") >= 2 else "")
 
 
-def _cluster_stats(shard: Shard, needed: bool) -> ClusterStats:
-    stats = ClusterStats()
+def _cluster_stats(shard: Shard, needed: bool) -> tuple[ClusterStats, dict[int, Thread]]:
+    """The cluster's word statistics, and the threads parsed for them that this shard reads again (kept so
+    no line is parsed twice; at most ``stats_threads`` of them, so memory stays bounded)."""
+    stats, parsed = ClusterStats(), {}
     if not needed:
-        return stats
+        return stats, parsed
+    first = int(shard.warmup[0]) if len(shard.warmup) else shard.start
     for line, raw in read_lines(shard.cluster, shard.stats_lines.tolist()):
         try:
             thread = parse_thread(raw, cluster=shard.cluster.key, line=line + 1)
         except Reject:
             continue
+        if first <= line < shard.end:
+            parsed[line] = thread
         post = thread.anchor_post()
         if post is not None:
             stats.add(post.text)
-    return stats
+    return stats, parsed
 
 
 def run_shard(shard: Shard, setup: Setup) -> Counts:
     """Generate the rows of one shard into its part files and return what it counted."""
     key = shard.cluster.key
     counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines))
-    context = TaskContext(cluster=key, stats=_cluster_stats(shard, any(t.uses_stats for t in setup.tasks)))
+    stats, parsed = _cluster_stats(shard, any(t.uses_stats for t in setup.tasks))
+    context = TaskContext(cluster=key, stats=stats, split_of=setup.split_of)
     feed: deque[tuple[Thread, str] | None] = deque(maxlen=max(setup.lookback, 1))
     context.earlier = lambda: [item[0] for item in feed if item is not None and item[1] == context.split]
     writers: dict[str, tuple] = {}
 
     def writer(split: str):
         if split not in writers:
-            data = part_path(setup.parts_dir, key, shard.index, split).open("wb")
-            meta = part_path(setup.parts_dir, key, shard.index, split + ".meta").open("wb") if setup.encoder.sidecar else None
-            writers[split] = (data, meta)
+            data = part_path(setup.parts_dir, key, shard.index, split).open("wb", buffering=_BUFFER)
+            meta = (part_path(setup.parts_dir, key, shard.index, split + ".meta").open("wb", buffering=_BUFFER)
+                    if setup.encoder.sidecar else None)
+            pending = (part_path(setup.parts_dir, key, shard.index, split + ".pending").open("wb")
+                       if setup.deferred_tasks else None)
+            writers[split] = (data, meta, pending)
         return writers[split]
 
     warmup = len(shard.warmup)
@@ -111,7 +126,7 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
         chunk_index = None
         for position, (line, raw) in enumerate(read_lines(shard.cluster, lines)):
             try:
-                thread = parse_thread(raw, cluster=key, line=line + 1)
+                thread = parsed.pop(line, None) or parse_thread(raw, cluster=key, line=line + 1)
                 item = (thread, setup.split_of(thread.id))
             except Reject as reject:
                 item = None
@@ -128,14 +143,15 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
             chunk.append(item)
         _offer_chunk(chunk, chunk_index, context, feed, setup, counts, writer)
         # Lines the scan counted but the stream could not give again (a truncated .gz ends early).
+        truncated = shard.cluster.truncated
         for line in shard.lines[counts.used + counts.rejected:].tolist():
             counts.rejected += 1
-            counts.reject_reasons["unreadable: stream ended early"] += 1
-            rejects.write(_reject_record(shard, line, "unreadable: stream ended early (truncated gzip?)", b""))
-    for data, meta in writers.values():
-        data.close()
-        if meta:
-            meta.close()
+            counts.reject_reasons["unreadable: " + (truncated.split(":")[0] if truncated else "stream ended early")] += 1
+            rejects.write(_reject_record(shard, line, f"unreadable: {truncated or 'stream ended early'}", b""))
+    for files in writers.values():
+        for handle in files:
+            if handle:
+                handle.close()
     return counts
 
 
@@ -146,43 +162,53 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: S
     context.chunk = [item[0] for item in chunk if item is not None]
     for task in setup.tasks:
         task.begin_chunk(context)
+    # Looked up once per chunk, not once per thread and task.
+    offers = [(task, counts.task(task.name)) for task in setup.tasks]
     for item in chunk:
         if item is not None:
             thread, context.split = item
             counts.used += 1
-            _offer_thread(thread, context, setup, counts, rng, writer)
+            _offer_thread(thread, context, setup, counts, rng, writer, offers)
         feed.append(item)
     setup.progress(len(chunk))
 
 
 def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Counts, rng: np.random.Generator,
-                  writer) -> None:
+                  writer, offers: list) -> None:
     eligible = []
-    for task in setup.tasks:
-        task_counts = counts.task(task.name)
+    for task, task_counts in offers:
         task_counts.offered += 1
         reason = task.decline_reason(thread, context)
         if reason is None:
             task_counts.eligible += 1
-            eligible.append(task)
+            eligible.append((task, task_counts))
         else:
             task_counts.declined[reason] += 1
     # Draw by weight among the tasks that can use the thread; if the drawn one cannot build a row after
-    # all, draw again among the rest, so a thread is lost only when no task can use it.
+    # all, draw again among the rest, so a thread is lost only when no task can use it. (Plain Python: a
+    # handful of weights is faster summed here than through numpy arrays.)
     while eligible:
-        weights = np.array([task.weight for task in eligible])
-        drawn = int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))
-        task = eligible.pop(min(drawn, len(eligible) - 1))
+        target = rng.random() * sum(task.weight for task, _ in eligible)
+        drawn, cumulative = len(eligible) - 1, 0.0
+        for index, (task, _) in enumerate(eligible):
+            cumulative += task.weight
+            if target < cumulative:
+                drawn = index
+                break
+        task, task_counts = eligible.pop(drawn)
         row = task.build(thread, context, rng)
         if isinstance(row, str):
-            counts.task(task.name).failed[row] += 1
+            task_counts.failed[row] += 1
             continue
-        data, meta = writer(context.split)
-        line, meta_line = setup.encoder.encode(row)
-        data.write(line)
-        if meta is not None:
-            meta.write(meta_line)
-        counts.task(task.name).produced += 1
+        data, meta, pending = writer(context.split)
+        if task.name in setup.deferred_tasks:
+            defer(row, data, pending)  # the parent asks the LLM and puts the answered row at this place
+        else:
+            line, meta_line = setup.encoder.encode(row)
+            data.write(line)
+            if meta is not None:
+                meta.write(meta_line)
+        task_counts.produced += 1
         counts.templates[row.meta["template_id"]] += 1
         counts.rows[context.split] += 1
         return

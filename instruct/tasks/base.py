@@ -52,6 +52,9 @@ class Task(ABC):
     slots: ClassVar[dict[str, Slots]]      # placeholders provided, per template variant
     lookback: int = 0                      # how many earlier threads the task wants to see
     uses_stats: ClassVar[bool] = False     # whether it reads the cluster's word statistics
+    # Set by the pipeline when an LLM responder writes this task's responses: a task whose offline answer
+    # needs something the model supplies itself (a label, a paraphrase partner) then accepts threads without it.
+    llm_answers: bool = False
 
     def __init__(self, weight: float = 1.0):
         if weight < 0:

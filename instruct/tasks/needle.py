@@ -11,7 +11,9 @@ n-th messages at once. Every answer occurs exactly once in the haystack, so it i
 
 from __future__ import annotations
 
+import itertools
 import re
+from typing import Iterator
 
 import numpy as np
 
@@ -40,8 +42,13 @@ class Haystack:
         labels: dict[str, str] = {}
         self.messages = messages
         self.thread_ids = list(dict.fromkeys(thread_ids))  # every thread with a message in the haystack
-        self.labels = [labels.setdefault(m.user, f"User_{len(labels)}") for m in messages]
-        self.text = "\n".join(f"[{i + 1}] {label}: {m.text}" for i, (label, m) in enumerate(zip(self.labels, messages)))
+        self.labels = []
+        for message in messages:
+            label = labels.get(message.user)
+            if label is None:  # the label string is made once per user, not once per message
+                label = labels[message.user] = f"User_{len(labels)}"
+            self.labels.append(label)
+        self.text = "\n".join([f"[{i}] {label}: {m.text}" for i, label, m in zip(itertools.count(1), self.labels, messages)])
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -93,15 +100,21 @@ class NeedleTask(Task):
         self.snippet_words = snippet_words
 
     def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
-        feed = [(t.id, m) for t in context.earlier() + [thread] for m in t.text_messages()]
         chosen: list[tuple[str, Message]] = []
         chars = 0
-        # Fill from the newest backwards so the thread itself is always in, then the feed before it.
-        for thread_id, message in reversed(feed):
-            if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
-                break
-            chosen.append((thread_id, message))
-            chars += len(message.text)
+        # Fill from the newest backwards so the thread itself is always in, then the feed before it; stop at
+        # the first message over budget, so only as many earlier threads are looked at as fit.
+        for source in itertools.chain((thread,), reversed(context.earlier())):
+            for message in reversed(source.messages):
+                if not message.text:
+                    continue
+                if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
+                    break
+                chosen.append((source.id, message))
+                chars += len(message.text)
+            else:
+                continue
+            break
         chosen.reverse()
         return Haystack([m for _, m in chosen], [thread_id for thread_id, _ in chosen])
 
@@ -126,22 +139,26 @@ class NeedleTask(Task):
 
     # One method per variant: (template values, response, needle positions) or a decline reason.
 
-    def _answerable(self, haystack: Haystack) -> list[int]:
-        return [i for i, m in enumerate(haystack.messages) if haystack.unique(m.text)]
+    @staticmethod
+    def _answerable(haystack: Haystack, candidates: list[int], rng: np.random.Generator) -> Iterator[int]:
+        """The candidate positions whose text is unique in the haystack, in a random order. Checked lazily:
+        the first k of them are a uniform draw of k answerable positions, so a question needs a few
+        uniqueness scans of the haystack, not one per message."""
+        for index in rng.permutation(len(candidates)).tolist():
+            if haystack.unique(haystack.messages[candidates[index]].text):
+                yield candidates[index]
 
     def _nth_message(self, haystack: Haystack, rng: np.random.Generator):
-        positions = self._answerable(haystack)
-        if not positions:
+        position = next(self._answerable(haystack, list(range(len(haystack))), rng), None)
+        if position is None:
             return "no message text is unique in the haystack"
-        position = positions[int(rng.integers(len(positions)))]
         return {"ordinal": ordinal(position + 1)}, haystack.messages[position].text, [position]
 
     def _multi(self, haystack: Haystack, rng: np.random.Generator):
-        positions = [p for p in self._answerable(haystack) if "\n" not in haystack.messages[p].text]
-        if len(positions) < 2:
+        single_line = [p for p, m in enumerate(haystack.messages) if "\n" not in m.text]
+        picked = sorted(itertools.islice(self._answerable(haystack, single_line, rng), self.needles))
+        if len(picked) < 2:
             return "fewer than two single-line unique messages"
-        count = min(self.needles, len(positions))
-        picked = sorted(int(p) for p in rng.choice(positions, size=count, replace=False))
         response = "\n".join(haystack.messages[p].text for p in picked)
         return {"ordinals": join_ordinals([p + 1 for p in picked])}, response, picked
 
@@ -164,9 +181,7 @@ class NeedleTask(Task):
         return "no unique snippet found"
 
     def _reply_after(self, haystack: Haystack, rng: np.random.Generator):
-        answers = [p for p in self._answerable(haystack) if p > 0]
-        for position in rng.permutation(answers)[:6] if answers else []:
-            position = int(position)
+        for position in itertools.islice(self._answerable(haystack, list(range(1, len(haystack))), rng), 6):
             snippet = self._snippet(haystack, position - 1, rng)
             if snippet:
                 values = {"user": haystack.labels[position], "snippet": f'"{snippet}"'}

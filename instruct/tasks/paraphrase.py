@@ -109,12 +109,15 @@ class ParaphraseTask(Task):
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if thread.anchor_post() is None:
             return "no text message"
-        if (thread.cluster, thread.line) not in self._partners:
+        if (thread.cluster, thread.line) not in self._partners and not self.llm_answers:
             return "no paraphrase partner"
         return None
 
     def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
-        partner = self._partners[(thread.cluster, thread.line)]
+        partner = self._partners.get((thread.cluster, thread.line))
         instruction, template_id = self.render("default", rng, post=thread.anchor_post().text)
+        if self.llm_answers:  # the responder writes the paraphrase, partner or not
+            return self.row(thread, context, instruction=instruction, response="", template_id=template_id,
+                            variant="default")
         return self.row(thread, context, instruction=instruction, response=partner.thread.anchor_post().text,
                         template_id=template_id, variant="default", thread_ids=[thread.id, partner.thread.id])

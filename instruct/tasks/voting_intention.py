@@ -131,16 +131,16 @@ class VotingIntentionTask(Task):
             path = Path(self.labels["file"]).expanduser()
             self._by_key = load_label_file(path, self.labels["key"])
             self._file_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # the labels are an input too
-        elif not self.labels["field"]:
-            log.warning("voting_intention: %s (set labels.field or labels.file); the task makes no rows", NO_LABELS)
 
     @property
     def applicable(self) -> bool:
         return bool(self.labels["field"] or self.labels["file"])
 
     def describe(self) -> dict:
-        if not self.applicable:
-            status = NO_LABELS
+        if not self.applicable and self.llm_answers:
+            status = "no label source: the LLM responder infers each user's voting intention"
+        elif not self.applicable:
+            status = f"{NO_LABELS} (set labels.field or labels.file); the task makes no rows"
         elif self.labels["field"]:
             status = f"labels from the record field '{self.labels['field']}'"
         else:
@@ -167,9 +167,9 @@ class VotingIntentionTask(Task):
         return [" ".join(text.split()) for text in posts[-self.max_posts:]]
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
-        if not self.applicable:
+        if not self.applicable and not self.llm_answers:
             return NO_LABELS
-        if self._label(thread) is None:
+        if self.applicable and self._label(thread) is None:
             field = self.labels["field"]
             return f"no '{field}' label in the record" if field else f"no label for its {self.labels['key']}"
         if not self._history(thread):
@@ -178,6 +178,8 @@ class VotingIntentionTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
         instruction, prompt_id = self.render("prompt", rng, history="\n".join(self._history(thread)))
+        if self.llm_answers:  # the responder writes the answer; no label is stated or needed
+            return self.row(thread, context, instruction=instruction, response="", template_id=prompt_id)
         response, response_id = self.render("response", rng, label=self._label(thread))
         # Both templates shape the row, so both ids are its lineage (row meta has one template_id key).
         return self.row(thread, context, instruction=instruction, response=response,
