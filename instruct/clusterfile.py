@@ -40,7 +40,8 @@ def discover(folder: str | Path, pattern: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InstructError(f"input folder not found: {folder} (set source.path=/path/to/cluster/files)")
-    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=natural_key)
+    # The name breaks ties (cluster_1 and cluster_01 sort alike), so no order is left to the file system.
+    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=lambda p: (natural_key(p), p.name))
     if not files:
         raise InstructError(
             f"no files matching {pattern!r} in {folder} (set source.path=… or source.pattern=…, "
@@ -163,7 +164,11 @@ def scan(path: Path) -> ClusterFile:
         if not compressed:
             raise InstructError(f"cannot read {path}: {exc}") from None
         truncated = f"truncated or corrupt gzip stream: {exc}"
-    lines = newlines + (1 if last_byte != b"\n" else 0)
+    # A cut .gz counts one line more than it can give: the line the cut went through (or, cut right after a
+    # newline, the unreadable rest), so the truncation is a rejected line in rejects.jsonl and counts toward
+    # source.max_reject_fraction instead of passing as a shorter file (or, for a file that is no gzip at all,
+    # as an empty one).
+    lines = newlines + (1 if last_byte != b"\n" or truncated else 0)
     # An offset at the very end of the file starts no line.
     while len(offsets) > 1 and offsets[-1] >= position:
         offsets.pop()

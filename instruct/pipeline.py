@@ -6,6 +6,7 @@ temporary parent folder; it never looks at the working directory or at Hydra's g
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import multiprocessing as mp
@@ -154,8 +155,8 @@ def _open_run_dir(parent: Path, version: str, resume_dir: Path | None, identity:
     if is_complete(resume_dir):
         raise InstructError(f"{resume_dir} is already complete; nothing to resume")
     if not resume_dir.name.endswith(f"_{version}"):
-        raise InstructError(f"cannot resume {resume_dir}: {_what_changed(resume_dir, identity)} since it started "
-                            f"(this run's version id is {version}); start a new run instead")
+        raise InstructError(f"cannot resume {resume_dir}: {_what_changed(resume_dir, identity)} changed since it "
+                            f"started (this run's version id is {version}); start a new run instead")
     log.info("resuming %s", resume_dir)
     return resume_dir
 
@@ -165,7 +166,7 @@ def _what_changed(run_dir: Path, identity: dict) -> str:
     try:
         before = orjson.loads((run_dir / STATE / IDENTITY).read_bytes())
     except (OSError, orjson.JSONDecodeError):
-        return "its inputs, config or instruct version changed"
+        return "its inputs, config or instruct version"
     now = orjson.loads(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS))
     changed = []
     if before.get("config") != now["config"]:
@@ -182,7 +183,7 @@ def _what_changed(run_dir: Path, identity: dict) -> str:
         changed.append("the task settings or label files")
     if before.get("instruct") != now["instruct"]:
         changed.append(f"the instruct version ({before.get('instruct')} -> {now['instruct']})")
-    return " and ".join(changed) or "its identity changed"
+    return " and ".join(changed) or "its identity"
 
 
 def _save_config(run_dir: Path, cfg: DictConfig, info: RunInfo) -> None:
@@ -299,7 +300,7 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
             data = orjson.loads(state.read_bytes())
             results[cluster.key] = ClusterResult(Counts.from_dict(data["counts"]), data["outputs"])
             continue
-        for leftover in (run_dir / PARTS).glob(f"{cluster.key}.*"):
+        for leftover in (run_dir / PARTS).glob(f"{glob.escape(cluster.key)}.*"):  # a file may be named cluster_*.jsonl
             leftover.unlink()
         selected = select_lines(cluster, cfg.source.max_chains_per_cluster, cfg.seed)
         plans[cluster.key] = plan_shards(cluster, selected, shard_lines=cfg.source.shard_lines,
@@ -387,7 +388,7 @@ def _finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, c
                     shutil.copyfileobj(part, out)
         out.write(b"".join(resolved.rejects))  # rows the LLM gave no usable answer for
     write_json(run_dir / STATE / f"{cluster.key}.json", {"counts": counts.to_dict(), "outputs": outputs})
-    for leftover in setup.parts_dir.glob(f"{cluster.key}.*"):
+    for leftover in setup.parts_dir.glob(f"{glob.escape(cluster.key)}.*"):  # a file may be named cluster_*.jsonl
         leftover.unlink()
     rows = sum(o["rows"] for o in outputs.values())
     dolly_rows = sum(o["dolly"] for o in outputs.values())

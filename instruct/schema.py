@@ -7,13 +7,12 @@ with the key named. Range checks that a type cannot express live in ``check``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from instruct.errors import InstructError
 from instruct.formats import FORMATS
@@ -140,15 +139,27 @@ def versioned_config(cfg: DictConfig) -> dict:
     return content
 
 
+def _unknown_keys(node: DictConfig, schema: type, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that the dataclass ``schema`` does not have; free-form mappings (tasks, extra_body) are
+    not looked into."""
+    known = {f.name: f.default_factory for f in fields(schema)}
+    unknown = []
+    for key in node.keys():
+        if key not in known:
+            unknown.append(f"{prefix}{key}")
+        elif is_dataclass(known[key]) and not OmegaConf.is_missing(node, key) and OmegaConf.is_dict(node[key]):
+            unknown += _unknown_keys(node[key], known[key], f"{prefix}{key}.")
+    return unknown
+
+
 def check(cfg: DictConfig) -> None:
     """Range checks a type cannot express; each failure names the key."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise InstructError(f"{missing[0]} is not set (give it on the command line: {missing[0]}=…)")
-    try:  # Hydra checks overrides against the schema, but `+key=value` adds a key past it
-        OmegaConf.merge(OmegaConf.structured(InstructConfig), cfg)
-    except OmegaConfBaseException as exc:
-        raise InstructError(f"{exc.full_key or 'config'}: {str(exc).splitlines()[0]}") from None
+    unknown = _unknown_keys(cfg, InstructConfig)
+    if unknown:  # Hydra checks overrides against the schema, but `+key=value` adds a key past it
+        raise InstructError(f"unknown config key {unknown[0]} (a typo? `python run.py --cfg job` lists every key)")
 
     def fraction(key: str, value: float) -> None:
         if not 0.0 <= value < 1.0:
