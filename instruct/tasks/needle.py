@@ -43,12 +43,14 @@ class Haystack:
         self.messages = messages
         self.thread_ids = list(dict.fromkeys(thread_ids))  # every thread with a message in the haystack
         self.labels = []
-        for message in messages:
+        lines = []
+        for number, message in enumerate(messages, 1):
             label = labels.get(message.user)
             if label is None:  # the label string is made once per user, not once per message
                 label = labels[message.user] = f"User_{len(labels)}"
             self.labels.append(label)
-        self.text = "\n".join([f"[{i}] {label}: {m.text}" for i, label, m in zip(itertools.count(1), self.labels, messages)])
+            lines.append(f"[{number}] {label}: {message.text}")
+        self.text = "\n".join(lines)
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -100,7 +102,8 @@ class NeedleTask(Task):
         self.snippet_words = snippet_words
 
     def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
-        chosen: list[tuple[str, Message]] = []
+        chosen: list[Message] = []
+        thread_ids: list[str] = []
         chars = 0
         # Fill from the newest backwards so the thread itself is always in, then the feed before it; stop at
         # the first message over budget, so only as many earlier threads are looked at as fit.
@@ -110,13 +113,15 @@ class NeedleTask(Task):
                     continue
                 if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
                     break
-                chosen.append((source.id, message))
+                chosen.append(message)
+                thread_ids.append(source.id)
                 chars += len(message.text)
             else:
                 continue
             break
         chosen.reverse()
-        return Haystack([m for _, m in chosen], [thread_id for thread_id, _ in chosen])
+        thread_ids.reverse()
+        return Haystack(chosen, thread_ids)
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if not thread.text_messages():

@@ -1,0 +1,168 @@
+"""Invariants of the streaming, sharded, parallel pipeline (its speed lives in scripts/benchmark.py).
+
+- the data files and rejects are the same bytes for workers=1 and workers=2;
+- cutting a cluster into shards changes no row, look-back across shard boundaries included;
+- adding a cluster file changes no other cluster's rows;
+- a file larger than the sample is never materialized: only the kept lines are parsed;
+- progress=false turns the bar off.
+
+The corpus is generated here from the bundled sample: sample threads with their words shuffled by a seeded
+generator, fresh ids, and a few bad lines so rejects are compared too.
+"""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from pathlib import Path
+
+import orjson
+import pytest
+
+import instruct.pipeline
+import instruct.worker
+from conftest import ROOT, manifest_of, run_pipeline
+from instruct.clusterfile import CHUNK_LINES, scan
+from instruct.plan import select_lines
+
+SAMPLE = ROOT / "data" / "sample"
+MIXES = sorted(path.stem for path in (ROOT / "conf" / "tasks").glob("*.yaml"))
+
+
+def _sample_threads() -> list[dict]:
+    return [orjson.loads(line) for path in sorted(SAMPLE.glob("cluster_*.jsonl"))
+            for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def write_cluster(folder: Path, cluster: int, lines: int, bad_every: int = 700) -> Path:
+    """A cluster file of ``lines`` varied sample threads (every ``bad_every``-th line is not JSON)."""
+    sample = _sample_threads()
+    rng = random.Random(f"test_scale:{cluster}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cluster_{cluster}.jsonl"
+    with open(path, "wb") as out:
+        for index in range(lines):
+            if bad_every and index % bad_every == bad_every - 1:
+                out.write(b"{not json\n")
+                continue
+            base = sample[rng.randrange(len(sample))]
+            messages = []
+            for position, message in enumerate(base["thread"]):
+                varied = dict(message, user_id=f"{rng.getrandbits(64):016x}", relative_integer_time=3 * index + position)
+                if message.get("text"):
+                    words = message["text"].split()
+                    rng.shuffle(words)
+                    varied["text"] = " ".join(words)
+                messages.append(varied)
+            out.write(orjson.dumps({"thread": messages, "cluster_id": cluster, "id": f"t-{cluster}-{index}"}) + b"\n")
+    return path
+
+
+def data_files(run_dir: Path) -> dict[str, bytes]:
+    """Every file a trainer or a user reads, by relative path (not the manifest: it records timings)."""
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
+             for p in sorted((run_dir / split).glob("*.jsonl"))}
+    files["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three clusters of uneven size, each several chunks long."""
+    folder = tmp_path_factory.mktemp("scale") / "clusters"
+    for cluster, lines in ((0, 3500), (1, 1200), (2, 2600)):
+        write_cluster(folder, cluster, lines)
+    return folder
+
+
+def _run(tmp_path: Path, folder: Path, *overrides: str) -> Path:
+    return run_pipeline(tmp_path, f"source.path={folder}", f"dolly.path={SAMPLE / 'dolly.jsonl'}",
+                        "source.max_chains_per_cluster=null", *overrides)
+
+
+@pytest.mark.parametrize("mix", MIXES)
+def test_same_bytes_for_one_and_two_workers(tmp_path, corpus, mix):
+    overrides = (f"tasks={mix}", "source.shard_lines=1024", "split.validation_fraction=0.1")
+    one = data_files(_run(tmp_path / "w1", corpus, "workers=1", *overrides))
+    two = data_files(_run(tmp_path / "w2", corpus, "workers=2", *overrides))
+    assert sorted(one) == sorted(two)
+    assert any(path.startswith("validation/") for path in one)
+    assert one["rejects.jsonl"].count(b"\n") == 3500 // 700 + 1200 // 700 + 2600 // 700
+    for path in one:
+        assert one[path] == two[path], f"{path} differs between workers=1 and workers=2"
+
+
+@pytest.mark.parametrize("mix", MIXES)
+def test_same_rows_with_and_without_shards(tmp_path, corpus, mix):
+    whole = _run(tmp_path / "whole", corpus, f"tasks={mix}")
+    sharded = _run(tmp_path / "sharded", corpus, f"tasks={mix}", f"source.shard_lines={CHUNK_LINES}")
+    # cluster_0 has 3500 lines: four shards, so look-back tasks read across three shard boundaries.
+    assert data_files(whole) == data_files(sharded)
+    needle_rows = [orjson.loads(line) for line in (whole / "train" / "cluster_0.jsonl").read_bytes().splitlines()]
+    needle_rows = [row for row in needle_rows if row["task"] == "needle"]
+    if "needle" in manifest_of(whole)["tasks"]:
+        # Some haystack of the second shard starts with threads of the first: look-back crossed the cut.
+        crossing = [row for row in needle_rows if row["meta"]["line"] - 1 >= CHUNK_LINES
+                    and min(int(t.rsplit("-", 1)[1]) for t in row["meta"]["thread_ids"]) < CHUNK_LINES]
+        assert crossing
+
+
+def test_adding_a_cluster_changes_no_other_cluster(tmp_path, corpus):
+    two = tmp_path / "two"
+    two.mkdir()
+    for cluster in (0, 1):
+        (two / f"cluster_{cluster}.jsonl").write_bytes((corpus / f"cluster_{cluster}.jsonl").read_bytes())
+    before = data_files(_run(tmp_path / "before", two, "source.shard_lines=1024"))
+    after = data_files(_run(tmp_path / "after", corpus, "source.shard_lines=1024"))
+    assert "train/cluster_2.jsonl" in after and "train/cluster_2.jsonl" not in before
+    for cluster in (0, 1):
+        assert before[f"train/cluster_{cluster}.jsonl"] == after[f"train/cluster_{cluster}.jsonl"]
+
+
+def test_a_file_larger_than_the_sample_is_never_materialized(tmp_path, monkeypatch):
+    lines, cap, stats_threads = 24_000, 400, 150
+    folder = tmp_path / "big"
+    path = write_cluster(folder, 0, lines, bad_every=0)
+    parsed: list[int] = []
+    real_parse = instruct.worker.parse_thread
+
+    def counting_parse(raw: bytes, *, cluster: str, line: int):
+        parsed.append(line)
+        return real_parse(raw, cluster=cluster, line=line)
+
+    monkeypatch.setattr(instruct.worker, "parse_thread", counting_parse)
+    tracemalloc.start()
+    try:
+        run_dir = run_pipeline(tmp_path, f"source.path={folder}", f"dolly.path={SAMPLE / 'dolly.jsonl'}",
+                               f"source.max_chains_per_cluster={cap}", f"source.stats_threads={stats_threads}",
+                               "tasks=paper")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert manifest_of(run_dir)["counts"]["threads_used"] == cap
+    # Only the kept lines are parsed (the statistics sample is drawn from them and parsed once); the other
+    # 23 600 lines are skipped as raw bytes.
+    kept = {int(line) + 1 for line in select_lines(scan(path), cap, seed=42)}
+    assert set(parsed) == kept
+    assert len(parsed) <= cap + stats_threads
+    # The file is never held: the peak of Python allocations stays well below its size.
+    assert peak < path.stat().st_size / 4, f"peak {peak} bytes for a {path.stat().st_size}-byte file"
+
+
+@pytest.mark.parametrize(("progress", "disabled"), [("false", True), ("true", None)])
+def test_progress_bar_follows_the_progress_key(tmp_path, monkeypatch, progress, disabled):
+    """progress=false turns the bar off; progress=true leaves it to tqdm (shown only on a terminal)."""
+    bars: list[dict] = []
+    real_tqdm = instruct.pipeline.tqdm
+
+    def recording_tqdm(*args, **kwargs):
+        bars.append(kwargs)
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(instruct.pipeline, "tqdm", recording_tqdm)
+    folder = tmp_path / "clusters"
+    write_cluster(folder, 0, 300, bad_every=0)
+    run_pipeline(tmp_path, f"source.path={folder}", f"dolly.path={SAMPLE / 'dolly.jsonl'}", f"progress={progress}")
+    assert len(bars) == 1
+    assert bars[0]["disable"] is disabled
+    assert bars[0]["total"] == 300
