@@ -56,6 +56,7 @@ def test_paper_preset_is_the_original_setup():
     assert cfg.source.max_chains_per_cluster == 10000
     assert cfg.seed == 42
     assert cfg.output.format == "blueprint"
+    assert cfg.run_name == "paper"
 
 
 @pytest.mark.parametrize("override, key", [

@@ -153,3 +153,14 @@ def test_two_job_sweep_gives_two_datasets_and_a_summary(tmp_path):
     summary = (sweep / "sweep_summary.csv").read_text().splitlines()
     assert summary[0].startswith("job,overrides") and len(summary) == 3
     assert "mix.dolly_fraction=0.1" in summary[1] and "mix.dolly_fraction=0.3" in summary[2]
+
+
+def test_joblib_launcher_runs_a_sweep_preset_in_parallel_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, "run.py", "preset=dolly_sweep", "hydra/launcher=joblib",
+                             "source.max_chains_per_cluster=30", f"hydra.sweep.dir={sweep}", "progress=false"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = (sweep / "sweep_summary.csv").read_text().splitlines()
+    assert len(summary) == 4
+    assert sorted(manifest_of(p.parent)["mix"]["requested_dolly_fraction"] for p in sweep.glob("*/manifest.json")) == [0.1, 0.2, 0.3]
