@@ -7,8 +7,11 @@ import csv
 import re
 
 import orjson
+import pytest
 
-from conftest import manifest_of, read_jsonl, run_pipeline
+from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
+from instruct.pipeline import build_tasks
+from instruct.templates import TemplateSet
 
 ALL_TASKS = {"needle", "summarization", "topic_post", "keyword_post", "completion", "paraphrase",
              "voting_intention", "next_action"}
@@ -53,3 +56,19 @@ def test_without_labels_voting_is_reported_not_applicable(tmp_path, shared_sampl
     assert manifest["counts"]["per_task"]["voting_intention"]["produced"] == 0
     assert "not applicable: no labels" in manifest["tasks"]["voting_intention"]["status"]
     assert "not applicable: no labels" in (run / "run.log").read_text()
+
+
+@pytest.mark.parametrize("template_set", ["default", "concise"])
+def test_no_row_of_any_task_has_an_unfilled_placeholder(tmp_path, shared_sample, template_set):
+    labels = tmp_path / "labels.csv"
+    write_labels(labels, shared_sample)
+    run = run_pipeline(tmp_path, "tasks=all", f"templates={template_set}", f"source.path={shared_sample / 'released'}",
+                       "mix=none", f"tasks.voting_intention.labels.file={labels}", "split.validation_fraction=0.2")
+    names = {name for task in build_tasks(compose_config("tasks=all").tasks, TemplateSet(template_set))
+             for slots in task.slots.values() for name in slots.required | slots.optional}
+    unfilled = re.compile(r"\{(" + "|".join(sorted(names)) + r")\}")
+    rows = [row for split in ("train", "validation") for path in (run / split).glob("*.jsonl") for row in read_jsonl(path)]
+    assert {row["task"] for row in rows} == ALL_TASKS
+    for row in rows:
+        for message in row["messages"]:
+            assert not unfilled.search(message["content"]), (row["meta"]["template_id"], message["content"][:200])

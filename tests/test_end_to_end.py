@@ -164,3 +164,13 @@ def test_joblib_launcher_runs_a_sweep_preset_in_parallel_jobs(tmp_path):
     summary = (sweep / "sweep_summary.csv").read_text().splitlines()
     assert len(summary) == 4
     assert sorted(manifest_of(p.parent)["mix"]["requested_dolly_fraction"] for p in sweep.glob("*/manifest.json")) == [0.1, 0.2, 0.3]
+
+
+def test_the_run_folder_loads_by_name_through_its_dataset_card(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    run = run_pipeline(tmp_path, "split.validation_fraction=0.2")
+    loaded = datasets.load_dataset(str(run), cache_dir=str(tmp_path / "hf"))
+    rows = manifest_of(run)["counts"]["rows"]
+    assert set(loaded) == {"train", "validation"}
+    assert loaded["train"].num_rows + loaded["validation"].num_rows == rows
+    assert set(loaded["validation"]["meta"][0]) >= {"task", "thread_id", "split"}
