@@ -29,7 +29,7 @@ gonna wanna gotta going go goes went know think thing things way lot lots even w
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 # Tokens that are not words of the post's language: handles, <URL>-style placeholders, links.
-_NOT_PROSE = re.compile(r"@[\w.\-]+|<[A-Za-z_]+>|https?://\S+|www\.\S+")
+NOT_PROSE = re.compile(r"@[\w.\-]+|<[A-Za-z_]+>|https?://\S+|www\.\S+")
 _ALPHA_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _IDF_CACHE = 100_000  # words whose idf is remembered per cluster (bounded: memory stays flat)
 _HASHTAG = re.compile(r"(?<![\w#])#([^\W\d_]\w*)")
@@ -60,7 +60,7 @@ def _content_words(text: str) -> tuple[str, ...]:
 
 def _iter_content_words(text: str) -> Iterator[str]:
     if "@" in text or "<" in text or "http" in text or "www." in text:
-        text = _NOT_PROSE.sub(" ", text)
+        text = NOT_PROSE.sub(" ", text)
     seen: set[str] = set()
     for word in _WORD.findall(text):
         if len(word) < 3:

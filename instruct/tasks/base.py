@@ -41,6 +41,16 @@ class TaskContext:
     split_of: Callable[[str], str] = lambda thread_id: "train"
 
 
+def post_decline_reason(thread: Thread, min_words: int) -> str | None:
+    """Why a post-writing task cannot use a thread: it has no text message, or its post is too short."""
+    post = thread.anchor_post()
+    if post is None:
+        return "no text message"
+    if len(post.text.split()) < min_words:
+        return f"post shorter than {min_words} words"
+    return None
+
+
 class Task(ABC):
     """Base class of a task generator.
 

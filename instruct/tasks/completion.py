@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from instruct.records import Row, Thread
-from instruct.tasks.base import Task, TaskContext
+from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
 
 _WORD_SPAN = re.compile(r"\S+")
@@ -33,12 +33,7 @@ class CompletionTask(Task):
         self.min_side = min_side
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
-        post = thread.anchor_post()
-        if post is None:
-            return "no text message"
-        if len(post.text.split()) < self.min_words:
-            return f"post shorter than {self.min_words} words"
-        return None
+        return post_decline_reason(thread, self.min_words)
 
     def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
         text = thread.anchor_post().text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from instruct.records import Row, Thread
-from instruct.tasks.base import Task, TaskContext
+from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
 from instruct.text import content_words, has_content_words
 
@@ -32,11 +32,10 @@ class KeywordPostTask(Task):
         self.min_words = min_words
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        reason = post_decline_reason(thread, self.min_words)
+        if reason:
+            return reason
         post = thread.anchor_post()
-        if post is None:
-            return "no text message"
-        if len(post.text.split()) < self.min_words:
-            return f"post shorter than {self.min_words} words"
         if not has_content_words(post.text):
             return "no content words"
         return None

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from instruct.records import Row, Thread
-from instruct.tasks.base import Task, TaskContext
+from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import _NOT_PROSE, ClusterStats, content_words, hashtags, words
+from instruct.text import NOT_PROSE, ClusterStats, content_words, hashtags, words
 
 
 def join_words(items: list[str]) -> str:
@@ -25,7 +25,7 @@ def join_words(items: list[str]) -> str:
 def prose_words(text: str) -> list[str]:
     """The words of a text, lowercased, without handles and links: a reply that starts with ``@someone``
     still opens with the first word after it."""
-    return [w.lower() for w in words(_NOT_PROSE.sub(" ", text))]
+    return [w.lower() for w in words(NOT_PROSE.sub(" ", text))]
 
 
 def is_opening(text: str, topic_words: list[str]) -> bool:
@@ -60,11 +60,10 @@ class TopicPostTask(Task):
         return tags if tags and not is_opening(text, tags) else None
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        reason = post_decline_reason(thread, self.min_words)
+        if reason:
+            return reason
         post = thread.anchor_post()
-        if post is None:
-            return "no text message"
-        if len(post.text.split()) < self.min_words:
-            return f"post shorter than {self.min_words} words"
         if self._hashtag_topic(post.text):
             return None
         candidates = content_words(post.text)
