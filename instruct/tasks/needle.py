@@ -23,6 +23,10 @@ from instruct.templates import Slots
 
 VARIANTS = ("nth_message", "who_wrote", "reply_after", "multi")
 _WORD_SPAN = re.compile(r"\S+")
+# Made once: every haystack line starts with them (longer haystacks make their own).
+_LABELS = [f"User_{index}" for index in range(256)]
+_PREFIXES = [f"[{number}] " for number in range(1, 257)]
+_TEXT_CACHE = 512  # threads whose text messages are remembered (a look-back window or more; bounded)
 
 
 def ordinal(n: int) -> str:
@@ -39,18 +43,17 @@ class Haystack:
     """Numbered feed lines ``[i] User_k: text``; knows which texts and snippets are unique in it."""
 
     def __init__(self, messages: list[Message], thread_ids: list[str]):
-        labels: dict[str, str] = {}
         self.messages = messages
         self.thread_ids = list(dict.fromkeys(thread_ids))  # every thread with a message in the haystack
-        self.labels = []
-        lines = []
-        for number, message in enumerate(messages, 1):
-            label = labels.get(message.user)
-            if label is None:  # the label string is made once per user, not once per message
-                label = labels[message.user] = f"User_{len(labels)}"
-            self.labels.append(label)
-            lines.append(f"[{number}] {label}: {message.text}")
-        self.text = "\n".join(lines)
+        # Users are numbered in order of first appearance; every line is built in one comprehension (this
+        # runs for every needle row).
+        users = [message.user for message in messages]
+        short = len(users) <= len(_PREFIXES)
+        label_of = dict(zip(dict.fromkeys(users), _LABELS if short else map("User_{}".format, itertools.count())))
+        self.labels = [label_of[user] for user in users]
+        prefixes = _PREFIXES if short else map("[{}] ".format, itertools.count(1))
+        self.text = "\n".join([prefix + label + ": " + message.text
+                               for prefix, label, message in zip(prefixes, self.labels, messages)])
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -100,28 +103,51 @@ class NeedleTask(Task):
         self.lookback = lookback
         self.needles = needles
         self.snippet_words = snippet_words
+        self._texts: dict[int, tuple[Thread, list[Message], int]] = {}
 
     def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
         chosen: list[Message] = []
         thread_ids: list[str] = []
         chars = 0
+        max_messages, max_chars = self.max_messages, self.max_chars
+        remembered = self._texts
         # Fill from the newest backwards so the thread itself is always in, then the feed before it; stop at
-        # the first message over budget, so only as many earlier threads are looked at as fit.
+        # the first message over budget, so only as many earlier threads are looked at as fit. A thread that
+        # fits whole is taken in one step (most do); only the last one is walked message by message.
         for source in itertools.chain((thread,), reversed(context.earlier())):
-            for message in reversed(source.messages):
-                if not message.text:
-                    continue
-                if len(chosen) == self.max_messages or chars + len(message.text) > self.max_chars:
+            entry = remembered.get(id(source))
+            if entry is None or entry[0] is not source:  # inlined: this loop runs ~20 times per row
+                entry = self._remember(source)
+            _, texts, size = entry
+            if not texts:
+                continue
+            if len(chosen) + len(texts) <= max_messages and chars + size <= max_chars:
+                chosen += texts
+                thread_ids.append(source.id)
+                chars += size
+                continue
+            taken = len(chosen)
+            for message in texts:
+                if len(chosen) == max_messages or chars + len(message.text) > max_chars:
                     break
                 chosen.append(message)
-                thread_ids.append(source.id)
                 chars += len(message.text)
-            else:
-                continue
+            if len(chosen) > taken:
+                thread_ids.append(source.id)
             break
         chosen.reverse()
         thread_ids.reverse()
         return Haystack(chosen, thread_ids)
+
+    def _remember(self, thread: Thread) -> tuple[Thread, list[Message], int]:
+        """The thread's messages with text, newest first, and their total length; remembered, since a thread
+        feeds the haystacks of many later threads. Keyed by identity (the thread is kept, so its id cannot
+        be reused while it is remembered)."""
+        texts = [message for message in reversed(thread.messages) if message.text]
+        if len(self._texts) >= _TEXT_CACHE:
+            self._texts.clear()
+        entry = self._texts[id(thread)] = (thread, texts, sum(len(message.text) for message in texts))
+        return entry
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if not thread.text_messages():
