@@ -45,7 +45,7 @@ def test_every_task_produces_rows_and_every_decline_is_explained(tmp_path, share
     rows = [row for path in (run / "train").glob("*.jsonl") for row in read_jsonl(path)]
     assert {row["task"] for row in rows} == ALL_TASKS | {"dolly"}
     for row in rows:
-        prompt, response = row["messages"][0]["content"], row["messages"][1]["content"]
+        response = row["messages"][1]["content"]
         assert response.strip() and not re.search(r"\[LLM|PLACEHOLDER", response)
         assert row["meta"]["response_source"] == "data"
 

@@ -17,7 +17,7 @@ import random
 import pytest
 
 from instruct.parsing import Reject, _check_message, _parse_message
-from instruct.pipeline import _mix_blocks
+from instruct.assemble import mix_blocks as _mix_blocks
 from instruct.records import Message
 from instruct.tasks.needle import Haystack
 

@@ -1,0 +1,80 @@
+"""Where shards run: in this process (workers=1) or in a fork pool, with a progress bar fed by a shared
+counter. A shard never knows which; the data files are the same either way."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+from pathlib import Path
+
+from tqdm import tqdm
+
+from instruct.counts import Counts
+from instruct.plan import Shard
+from instruct.worker import Setup, run_shard
+
+_SETUP: Setup | None = None  # a pool worker's copy, inherited through fork
+_PROGRESS = None             # a shared counter of threads done, for the progress bar
+
+
+def _count_progress(n: int) -> None:
+    with _PROGRESS.get_lock():
+        _PROGRESS.value += n
+
+
+def _run_in_worker(shard: Shard, parts_dir: Path) -> tuple[str, int, Counts]:
+    _SETUP.progress = _count_progress
+    _SETUP.parts_dir = parts_dir
+    return shard.cluster.key, shard.index, run_shard(shard, _SETUP)
+
+
+class Executor:
+    """Runs functions and shards in this process (workers=1) or in a fork pool of ``workers`` processes.
+
+    Pool workers inherit the bound tasks and templates through fork, so nothing is rebuilt per shard.
+    """
+
+    def __init__(self, setup: Setup, workers: int):
+        self.setup = setup
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self) -> "Executor":
+        global _SETUP, _PROGRESS
+        if self.workers > 1:
+            context = mp.get_context("fork")
+            _SETUP, _PROGRESS = self.setup, context.Value("q", 0)
+            self.pool = context.Pool(self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate() if exc[0] else self.pool.close()
+            self.pool.join()
+
+    def map(self, function, items: list) -> list:
+        return self.pool.map(function, items) if self.pool else [function(item) for item in items]
+
+    def run(self, shards: list[Shard], on_done, bar: tqdm) -> None:
+        """Run every shard; call ``on_done(key, index, counts)`` in this process as each one finishes."""
+        if self.pool is None:
+            self.setup.progress = bar.update
+            for shard in shards:
+                on_done(shard.cluster.key, shard.index, run_shard(shard, self.setup))
+            return
+        done: queue.Queue = queue.Queue()
+        self.setup.parts_dir.mkdir(exist_ok=True)
+        for shard in shards:
+            self.pool.apply_async(_run_in_worker, (shard, self.setup.parts_dir), callback=done.put,
+                                  error_callback=done.put)
+        for _ in shards:
+            while True:
+                try:
+                    result = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    bar.update(_PROGRESS.value - bar.n)
+            if isinstance(result, BaseException):
+                raise result
+            on_done(*result)
+        bar.update(_PROGRESS.value - bar.n)
