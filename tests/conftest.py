@@ -30,6 +30,18 @@ def run_pipeline(tmp_path: Path, *overrides: str) -> Path:
     return generate(cfg, tmp_path / "out")
 
 
+def run_only(tmp_path: Path, task: str, *overrides: str) -> Path:
+    """A run whose only task is ``task`` (its conf/task/<task>.yaml), without Dolly."""
+    return run_pipeline(tmp_path, "tasks=paper", "~tasks.needle", "~tasks.keyword_post", "~tasks.completion",
+                        f"+task@tasks.{task}={task}", "mix=none", *overrides)
+
+
+def rows_of(run_dir: Path, split: str = "train") -> list:
+    """Every row of a run's data files of one split (sidecar .meta.jsonl files excluded)."""
+    return [row for path in sorted((run_dir / split).glob("*.jsonl")) if not path.name.endswith(".meta.jsonl")
+            for row in read_jsonl(path)]
+
+
 def read_jsonl(path: Path) -> list:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 

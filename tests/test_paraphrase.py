@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import ROOT, read_jsonl, run_pipeline
+from conftest import ROOT, read_jsonl, rows_of, run_only, run_pipeline
 from instruct.parsing import parse_thread
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
@@ -166,10 +166,8 @@ def test_paraphrase_pairs_never_cross_the_split(tmp_path):
 
 
 def test_paraphrase_rows_on_the_real_sample(tmp_path, shared_sample):
-    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "mix=none", "output=alpaca",
-                       "+task@tasks.paraphrase=paraphrase", "tasks.needle.weight=0",
-                       "tasks.keyword_post.weight=0", "tasks.completion.weight=0")
-    rows = [r for path in sorted((run / "train").glob("*.jsonl")) for r in read_jsonl(path)]
+    run = run_only(tmp_path, "paraphrase", f"source.path={shared_sample / 'released'}", "output=alpaca")
+    rows = rows_of(run)
     assert rows and all(r["task"] == "paraphrase" for r in rows)
     for row in rows:
         assert row["output"] not in row["instruction"] and word_overlap(row["instruction"], row["output"]) <= 0.6

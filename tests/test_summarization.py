@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import read_jsonl, run_pipeline
+from conftest import rows_of, run_only
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
 from instruct.tasks.summarization import SummarizationTask, one_line
@@ -147,10 +147,8 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
 
 
 def test_summarization_rows_on_the_real_sample(tmp_path, shared_sample):
-    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "mix=none", "output=alpaca",
-                       "+task@tasks.summarization=summarization", "tasks.needle.weight=0",
-                       "tasks.keyword_post.weight=0", "tasks.completion.weight=0")
-    rows = [r for path in sorted((run / "train").glob("*.jsonl")) for r in read_jsonl(path)]
+    run = run_only(tmp_path, "summarization", f"source.path={shared_sample / 'released'}", "output=alpaca")
+    rows = rows_of(run)
     assert rows and all(r["task"] == "summarization" for r in rows)
     for row in rows:
         lines = set(row["instruction"].split("\n"))

@@ -8,7 +8,7 @@ import re
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from conftest import read_jsonl, run_pipeline
+from conftest import read_jsonl, rows_of, run_only
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
 from instruct.tasks.topic_post import TopicPostTask, is_opening, prose_words
@@ -112,10 +112,8 @@ def test_topic_words_occur_in_the_post_and_are_not_its_opening(text, seed, templ
 
 
 def test_topic_post_rows_on_the_real_sample(tmp_path, shared_sample):
-    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "mix=none", "output=alpaca",
-                       "+task@tasks.topic_post=topic_post", "tasks.needle.weight=0",
-                       "tasks.keyword_post.weight=0", "tasks.completion.weight=0")
-    rows = [r for path in sorted((run / "train").glob("*.jsonl")) for r in read_jsonl(path)]
+    run = run_only(tmp_path, "topic_post", f"source.path={shared_sample / 'released'}", "output=alpaca")
+    rows = rows_of(run)
     assert rows and all(r["task"] == "topic_post" for r in rows)
     posts = set()
     for path in (shared_sample / "released").glob("*.jsonl"):
