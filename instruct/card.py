@@ -75,8 +75,9 @@ def write_card(run_dir: Path, manifest: dict) -> None:
               "BluePrint threads: MIT (ComplexData-MILA/BluePrint), text PII-scrubbed by its authors.",
               ]
     if counts["dolly"]:
-        lines.append("Dolly rows: databricks-dolly-15k is CC BY-SA 3.0; a dataset that contains them must be "
-                     "shared under CC BY-SA 3.0 and credit Databricks.")
+        dolly_file = Path(manifest["inputs"]["dolly"]["file"]).name
+        lines.append(f"Dolly-format rows from `{dolly_file}`: databricks-dolly-15k is CC BY-SA 3.0; a dataset that "
+                     "contains its rows must be shared under CC BY-SA 3.0 and credit Databricks.")
     lines += ["", "`manifest.json` holds the full config, input hashes and every count; `.hydra/` the composed "
               "config and the overrides."]
     with atomic_open(run_dir / "README.md") as handle:
