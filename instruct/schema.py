@@ -131,6 +131,10 @@ RESPONDER_EXECUTION_KEYS = ("api_key_env", "concurrency", "retries", "backoff_se
 def versioned_config(cfg: DictConfig) -> dict:
     """The resolved config minus the execution keys: what the version id hashes."""
     content = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in EXECUTION_KEYS}
+    # Inputs count by their sha256 (hashed next to this), not by where they lie: the same files in another
+    # checkout or folder give the same version id.
+    content["source"].pop("path", None)
+    content["dolly"].pop("path", None)
     responder = content.get("responder", {})
     if responder.get("name", "none") == "none":  # its other keys are unused, so they cannot change a byte
         content["responder"] = {"name": "none"}

@@ -4,6 +4,7 @@ trainers' loaders read."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -174,3 +175,14 @@ def test_the_run_folder_loads_by_name_through_its_dataset_card(tmp_path):
     assert set(loaded) == {"train", "validation"}
     assert loaded["train"].num_rows + loaded["validation"].num_rows == rows
     assert set(loaded["validation"]["meta"][0]) >= {"task", "thread_id", "split"}
+
+
+def test_version_id_follows_input_contents_not_their_location(tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(ROOT / "data" / "sample", moved)
+    here = run_pipeline(tmp_path, "mix=none")
+    there = run_pipeline(tmp_path, "mix=none", f"source.path={moved}")
+    (moved / "cluster_1.jsonl").write_bytes((moved / "cluster_1.jsonl").read_bytes() + b"\n")
+    changed = run_pipeline(tmp_path, "mix=none", f"source.path={moved}")  # one blank line more: one reject
+    version = lambda run: run.name.split("_")[-1]
+    assert version(here) == version(there) != version(changed)
