@@ -78,6 +78,11 @@ def hashtags(text: str) -> list[str]:
     return list(dict.fromkeys(_HASHTAG.findall(text)))
 
 
+def join_words(items: list[str]) -> str:
+    """``a`` / ``a and b`` / ``a, b and c``: a list as a prompt says it."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def contains_whole_word(text: str, word: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
 

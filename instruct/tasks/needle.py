@@ -20,6 +20,7 @@ import numpy as np
 from instruct.records import Message, Row, Thread
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
+from instruct.text import join_words
 
 VARIANTS = ("nth_message", "who_wrote", "reply_after", "multi")
 _WORD_SPAN = re.compile(r"\S+")
@@ -32,11 +33,6 @@ _TEXT_CACHE = 512  # threads whose text messages are remembered (a look-back win
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def join_ordinals(numbers: list[int]) -> str:
-    words = [ordinal(n) for n in numbers]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 class Haystack:
@@ -191,7 +187,7 @@ class NeedleTask(Task):
         if len(picked) < 2:
             return "fewer than two single-line unique messages"
         response = "\n".join(haystack.messages[p].text for p in picked)
-        return {"ordinals": join_ordinals([p + 1 for p in picked])}, response, picked
+        return {"ordinals": join_words([ordinal(p + 1) for p in picked])}, response, picked
 
     def _snippet(self, haystack: Haystack, position: int, rng: np.random.Generator) -> str | None:
         text = haystack.messages[position].text

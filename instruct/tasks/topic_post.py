@@ -14,12 +14,7 @@ import numpy as np
 from instruct.records import Row, Thread
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import NOT_PROSE, ClusterStats, content_words, hashtags, words
-
-
-def join_words(items: list[str]) -> str:
-    """``a`` / ``a and b`` / ``a, b and c``."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+from instruct.text import NOT_PROSE, ClusterStats, content_words, hashtags, join_words, words
 
 
 def prose_words(text: str) -> list[str]:
