@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import strategies as st
 from omegaconf import DictConfig
 
 from instruct.pipeline import generate
@@ -40,6 +41,24 @@ def rows_of(run_dir: Path, split: str = "train") -> list:
     """Every row of a run's data files of one split (sidecar .meta.jsonl files excluded)."""
     return [row for path in sorted((run_dir / split).glob("*.jsonl")) if not path.name.endswith(".meta.jsonl")
             for row in read_jsonl(path)]
+
+
+def data_files(run_dir: Path) -> dict[str, bytes]:
+    """Every file a trainer or a user reads, by relative path (not the manifest: it records timings)."""
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
+             for p in sorted((run_dir / split).glob("*.jsonl"))}
+    files["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
+    return files
+
+
+# Posts as generated text: words, hashtags, handles, <URL> tokens, numbers, emoji, odd spacing and line breaks.
+post_word = st.one_of(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéü", min_size=1, max_size=9),
+    st.sampled_from(["<URL>", "@someone.bsky.social", "#Climate", "#vote2025", "2025", "it's", "—", "🙂", "the",
+                     "and", "Transit", "(parks)", "well,", "x1"]),
+)
+post_text = st.lists(st.tuples(post_word, st.sampled_from([" ", "  ", "\n", " \n\n"])), min_size=1, max_size=40).map(
+    lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
 
 
 def read_jsonl(path: Path) -> list:

@@ -8,8 +8,8 @@ import re
 
 import orjson
 import pytest
-
 from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
+
 from instruct.pipeline import build_tasks
 from instruct.templates import TemplateSet
 

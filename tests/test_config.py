@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import CONF, ROOT, compose_config
 from hydra.utils import instantiate
 
-from conftest import CONF, ROOT, compose_config
 from instruct.errors import InstructError
 from instruct.pipeline import build_tasks
 from instruct.schema import check

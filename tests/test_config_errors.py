@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import ROOT, compose_config
+
 from instruct.errors import InstructError
 from instruct.pipeline import generate
 from instruct.templates import BUNDLED

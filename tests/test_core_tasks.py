@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from conftest import post_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
@@ -18,14 +20,6 @@ from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
 TEMPLATES = TemplateSet("default")
 UNFILLED = re.compile(r"(?<!\{)\{[A-Za-z_]+\}(?!\})")
 
-word = st.one_of(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéü", min_size=1, max_size=9),
-    st.sampled_from(["<URL>", "@someone.bsky.social", "#Climate", "2025", "it's", "—", "🙂", "the", "and",
-                     "Transit", "(parks)", "well,", "x1"]),
-)
-separator = st.sampled_from([" ", "  ", "\n", " \n\n"])
-post_text = st.lists(st.tuples(word, separator), min_size=1, max_size=40).map(
-    lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
 
 
 def thread_of(*texts: str, thread_id: str = "t1", users=None) -> Thread:

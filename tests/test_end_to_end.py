@@ -11,7 +11,6 @@ from collections import Counter
 
 import orjson
 import pytest
-
 from conftest import ROOT, manifest_of, read_jsonl, run_pipeline
 
 PAPER_TASKS = {"needle", "keyword_post", "completion"}

@@ -16,8 +16,8 @@ import random
 
 import pytest
 
-from instruct.parsing import Reject, _check_message, _parse_message
 from instruct.assemble import mix_blocks as _mix_blocks
+from instruct.parsing import Reject, _check_message, _parse_message
 from instruct.records import Message
 from instruct.tasks.needle import Haystack
 

@@ -20,10 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+from conftest import compose_config, manifest_of, read_jsonl
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import compose_config, manifest_of, read_jsonl
 from instruct.clusterfile import scan
 from instruct.pipeline import generate
 from instruct.plan import select_lines

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import orjson
 import pytest
-
 from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
+
 from instruct.parsing import parse_thread
 from instruct.records import ACTION_KEYS
 from instruct.tasks.base import TaskContext

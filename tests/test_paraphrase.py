@@ -8,9 +8,10 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import ROOT, read_jsonl, rows_of, run_only, run_pipeline
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from instruct.parsing import parse_thread
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext

@@ -16,8 +16,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import (
+    ROOT,
+    compose_config,
+    data_files,
+    manifest_of,
+    read_jsonl,
+    run_pipeline,
+)
 
-from conftest import ROOT, compose_config, manifest_of, read_jsonl, run_pipeline
 from instruct.errors import InstructError
 from instruct.pipeline import generate
 from instruct.rundir import create_run_dir, is_complete
@@ -47,13 +54,6 @@ def write_clusters(folder: Path, clusters: int, lines: int, bad_every: int = 0) 
         (folder / f"cluster_{cluster}.jsonl").write_bytes(b"\n".join(out) + b"\n")
     return folder
 
-
-def data_files(run_dir: Path) -> dict[str, bytes]:
-    """Every file a trainer reads (and the rejects), by relative path."""
-    found = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
-             for p in sorted((run_dir / split).glob("*.jsonl"))}
-    found["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
-    return found
 
 
 def run_dirs(output_root: Path) -> list[Path]:

@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, manifest_of, run_pipeline
-from test_reliability import data_files, run_dirs, write_clusters
+from conftest import ROOT, data_files, manifest_of, run_pipeline
+from test_reliability import run_dirs, write_clusters
 
 ARGS = ("split.validation_fraction=0.2", "source.max_chains_per_cluster=700")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import ROOT, compose_config, manifest_of, read_jsonl, run_pipeline
+
 from instruct.errors import InstructError
 from instruct.pipeline import generate
 from instruct.responders import merge_config

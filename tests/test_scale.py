@@ -18,10 +18,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import ROOT, data_files, manifest_of, run_pipeline
 
 import instruct.pipeline
 import instruct.worker
-from conftest import ROOT, manifest_of, run_pipeline
 from instruct.clusterfile import CHUNK_LINES, scan
 from instruct.plan import select_lines
 
@@ -57,13 +57,6 @@ def write_cluster(folder: Path, cluster: int, lines: int, bad_every: int = 700) 
             out.write(orjson.dumps({"thread": messages, "cluster_id": cluster, "id": f"t-{cluster}-{index}"}) + b"\n")
     return path
 
-
-def data_files(run_dir: Path) -> dict[str, bytes]:
-    """Every file a trainer or a user reads, by relative path (not the manifest: it records timings)."""
-    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
-             for p in sorted((run_dir / split).glob("*.jsonl"))}
-    files["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
-    return files
 
 
 @pytest.fixture(scope="module")

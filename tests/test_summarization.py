@@ -7,9 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import rows_of, run_only
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
 from instruct.tasks.summarization import SummarizationTask, one_line

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from conftest import post_text, read_jsonl, rows_of, run_only
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conftest import read_jsonl, rows_of, run_only
 from instruct.records import Message, Thread
 from instruct.tasks.base import TaskContext
 from instruct.tasks.topic_post import TopicPostTask, is_opening, prose_words
@@ -18,13 +19,6 @@ from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
 TEMPLATES = TemplateSet("default")
 UNFILLED = re.compile(r"\{[A-Za-z_]+\}")
 
-word = st.one_of(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyzé", min_size=1, max_size=9),
-    st.sampled_from(["<URL>", "@someone.bsky.social", "#Climate", "#vote2025", "2025", "it's", "🙂", "the", "and",
-                     "Transit", "(parks)", "well,", "x1"]),
-)
-post_text = st.lists(st.tuples(word, st.sampled_from([" ", "\n", "  "])), min_size=1, max_size=30).map(
-    lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
 
 
 def thread_of(text: str) -> Thread:

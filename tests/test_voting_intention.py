@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-
 from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
+
 from instruct.errors import InstructError
 from instruct.parsing import parse_thread
 from instruct.pipeline import generate
