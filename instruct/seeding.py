@@ -7,10 +7,12 @@ workers run: randomness is a function of *what* is being decided, not of *when*.
 from __future__ import annotations
 
 import hashlib
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 
 SELECT, CHUNK, DOLLY = 1, 2, 3
+T = TypeVar("T")
 
 
 def name_entropy(name: str) -> int:
@@ -26,3 +28,58 @@ def unit_interval(seed: int, name: str) -> float:
     """A stable uniform number in [0, 1) for a name, e.g. to put a thread on one side of the split."""
     digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little") / 2**64
+
+
+class Draws:
+    """The random choices of one chunk, as plain Python numbers drawn from its numpy Generator in blocks.
+
+    A scalar call into numpy costs about a microsecond (``integers`` ~1.2 µs, ``permutation`` ~1.6 µs); a
+    uniform taken from a block fetched with one ``random(n)`` call costs a list pop. The sequence is a
+    function of the generator's seed alone, so it is as deterministic as the generator itself.
+
+    Args:
+        rng: the generator the uniforms come from.
+    """
+
+    __slots__ = ("_rng", "_block")
+    _BLOCK = 512
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+        self._block: list[float] = []
+
+    def uniform(self) -> float:
+        """A uniform float in [0, 1)."""
+        if not self._block:
+            self._block = self._rng.random(self._BLOCK).tolist()
+        return self._block.pop()
+
+    def below(self, n: int) -> int:
+        """A uniform integer in [0, n); n >= 1. (The bias of scaling a 53-bit float is below 1e-13 for any
+        n this program asks for.)"""
+        return int(self.uniform() * n)
+
+    def between(self, low: int, high: int) -> int:
+        """A uniform integer in [low, high]; low <= high."""
+        return low + int(self.uniform() * (high - low + 1))
+
+    def pick(self, items: Sequence[T]) -> T:
+        """One item of a non-empty sequence, uniformly."""
+        return items[int(self.uniform() * len(items))]
+
+    def uniforms(self, k: int) -> list[float]:
+        """k uniform floats in [0, 1)."""
+        return [self.uniform() for _ in range(k)]
+
+    def order(self, n: int) -> Iterator[int]:
+        """range(n) in a uniformly random order, drawn lazily (Fisher–Yates): taking the first k costs k draws,
+        so a caller that stops early pays only for what it used."""
+        items = list(range(n))
+        for i in range(n):
+            j = i + int(self.uniform() * (n - i))
+            items[i], items[j] = items[j], items[i]
+            yield items[i]
+
+    def shuffled(self, items: Sequence[T]) -> list[T]:
+        """A uniformly shuffled copy of ``items``."""
+        return [items[i] for i in self.order(len(items))]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 import jsonlines
-import numpy as np
 import orjson
 
 from instruct.clusterfile import CHUNK_LINES, read_lines
@@ -22,7 +21,7 @@ from instruct.parsing import Reject, parse_thread
 from instruct.plan import Shard
 from instruct.records import Thread
 from instruct.responders.pending import defer
-from instruct.seeding import CHUNK, rng_for, unit_interval
+from instruct.seeding import CHUNK, Draws, rng_for, unit_interval
 from instruct.tasks.base import Task, TaskContext
 from instruct.text import ClusterStats
 
@@ -158,7 +157,7 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
 def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: Setup, counts: Counts, writer) -> None:
     if not chunk:
         return
-    rng = rng_for(setup.seed, context.cluster, CHUNK, chunk_index)
+    draws = Draws(rng_for(setup.seed, context.cluster, CHUNK, chunk_index))
     context.chunk = [item[0] for item in chunk if item is not None]
     for task in setup.tasks:
         task.begin_chunk(context)
@@ -168,12 +167,12 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: S
         if item is not None:
             thread, context.split = item
             counts.used += 1
-            _offer_thread(thread, context, setup, counts, rng, writer, offers)
+            _offer_thread(thread, context, setup, counts, draws, writer, offers)
         feed.append(item)
     setup.progress(len(chunk))
 
 
-def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Counts, rng: np.random.Generator,
+def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Counts, draws: Draws,
                   writer, offers: list) -> None:
     eligible = []
     for task, task_counts in offers:
@@ -188,7 +187,7 @@ def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Co
     # all, draw again among the rest, so a thread is lost only when no task can use it. (Plain Python: a
     # handful of weights is faster summed here than through numpy arrays.)
     while eligible:
-        target = rng.random() * sum(task.weight for task, _ in eligible)
+        target = draws.uniform() * sum(task.weight for task, _ in eligible)
         drawn, cumulative = len(eligible) - 1, 0.0
         for index, (task, _) in enumerate(eligible):
             cumulative += task.weight
@@ -196,7 +195,7 @@ def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Co
                 drawn = index
                 break
         task, task_counts = eligible.pop(drawn)
-        row = task.build(thread, context, rng)
+        row = task.build(thread, context, draws)
         if isinstance(row, str):
             task_counts.failed[row] += 1
             continue

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct.records import Message, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.completion import CompletionTask
 from instruct.tasks.keyword_post import KeywordPostTask
@@ -39,7 +40,7 @@ def test_completion_beginning_plus_response_is_the_post(text, seed):
     if task.decline_reason(thread, context()) is not None:
         assert len(text.split()) < 10
         return
-    row = task.build(thread, context(), np.random.default_rng(seed))
+    row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
     beginning = text[: len(text)].split()[: row.meta["split_point"]]
     assert beginning + row.response.split() == text.split()
     assert 3 <= row.meta["split_point"] <= len(text.split()) - 3
@@ -54,7 +55,7 @@ def test_keywords_are_whole_content_words_of_the_response(text, seed):
     thread = thread_of(text)
     if task.decline_reason(thread, context()) is not None:
         return
-    row = task.build(thread, context(), np.random.default_rng(seed))
+    row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
     assert row.response == text
     # Cut the keyword list out of the rendered prompt using its template's text around {keywords}.
     template = next(t for t in task._templates["default"] if t.id == row.meta["template_id"])
@@ -77,7 +78,7 @@ def test_every_needle_answer_occurs_exactly_once_in_its_haystack(texts, feed, se
     earlier = [thread_of(t, thread_id=f"e{i}", users=[f"e{i % 4}"]) for i, t in enumerate(feed)]
     ctx = context(earlier=lambda: earlier)
     thread = thread_of(*texts)
-    row = task.build(thread, ctx, np.random.default_rng(seed))
+    row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
         return
     haystack = task.haystack(thread, ctx)
@@ -102,7 +103,7 @@ def test_nth_message_answer_is_that_message():
     task = NeedleTask(variants=["nth_message"]).bind("needle", TEMPLATES)
     thread = thread_of(*texts)
     for seed in range(20):
-        row = task.build(thread, context(), np.random.default_rng(seed))
+        row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
         n = texts.index(row.response) + 1
         assert ordinal(n) in row.instruction
         assert row.meta["needle_depths"] == [round((n - 1) / 7, 4)]
@@ -111,7 +112,7 @@ def test_nth_message_answer_is_that_message():
 def test_needle_depth_spreads_over_the_haystack():
     texts = [f"distinct message {i} on transit" for i in range(30)]
     task = NeedleTask(variants=["nth_message"]).bind("needle", TEMPLATES)
-    depths = [task.build(thread_of(*texts), context(), np.random.default_rng(s)).meta["needle_depths"][0]
+    depths = [task.build(thread_of(*texts), context(), Draws(np.random.default_rng(s))).meta["needle_depths"][0]
               for s in range(300)]
     assert np.histogram(depths, bins=5, range=(0, 1))[0].min() > 30
 

@@ -12,6 +12,7 @@ from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
 
 from instruct.parsing import parse_thread
 from instruct.records import ACTION_KEYS
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.next_action import NO_EARLIER, NextActionTask
 from instruct.templates import TemplateSet
@@ -46,7 +47,7 @@ def test_reply_gives_its_action_and_text_and_the_context_names_users():
     thread = parse_thread(raw, cluster="cluster_0", line=1)
     task = _task()
     assert task.decline_reason(thread, CONTEXT) is None
-    row = task.build(thread, CONTEXT, np.random.default_rng(3))
+    row = task.build(thread, CONTEXT, Draws(np.random.default_rng(3)))
     assert orjson.loads(row.response) == {"actions": ["reply"], "text": "Agreed, and the buses\nshould follow"}
     assert row.response.startswith('{"actions":["reply"],"text":')  # compact, keys in the documented order
     assert "User_0: Trams are back on Main Street\nUser_1: About time" in row.instruction
@@ -58,7 +59,7 @@ def test_reply_gives_its_action_and_text_and_the_context_names_users():
 def test_one_message_post_has_no_context_and_the_post_is_the_answer():
     raw = _released({"user_id": "a", "relative_integer_time": 1, "text": "Morning ride along the canal",
                      "actions": _actions("post")})
-    row = _task().build(parse_thread(raw, cluster="cluster_0", line=1), CONTEXT, np.random.default_rng(0))
+    row = _task().build(parse_thread(raw, cluster="cluster_0", line=1), CONTEXT, Draws(np.random.default_rng(0)))
     assert orjson.loads(row.response) == {"actions": ["post"], "text": "Morning ride along the canal"}
     assert NO_EARLIER in row.instruction and "User_0" in row.instruction
     assert "Morning ride" not in row.instruction
@@ -72,7 +73,7 @@ def test_raw_shape_action_string_with_ignore_and_an_action_only_context_message(
         {"user_id": "c", "unix_epoch": 20, "actions": actions},
     ])
     thread = parse_thread(raw, cluster="cluster_0", line=4)
-    row = _task().build(thread, CONTEXT, np.random.default_rng(1))
+    row = _task().build(thread, CONTEXT, Draws(np.random.default_rng(1)))
     assert orjson.loads(row.response) == {"actions": ["ignore"], "text": None}
     assert "User_0: New bike lanes downtown\nUser_1: [like, repost]" in row.instruction
     assert "User_2" in row.instruction
@@ -85,7 +86,7 @@ def test_declines_a_last_message_without_actions_or_with_unlisted_actions():
     liked = _released({"user_id": "a", "text": "x"}, {"user_id": "b", "actions": _actions("like")})
     thread = parse_thread(liked, cluster="c", line=1)
     assert _task(actions=["post", "reply"]).decline_reason(thread, CONTEXT) == "action not among the listed options"
-    row = _task(actions=["like", "follow"]).build(thread, CONTEXT, np.random.default_rng(0))
+    row = _task(actions=["like", "follow"]).build(thread, CONTEXT, Draws(np.random.default_rng(0)))
     assert "like, follow" in row.instruction and "unfollow" not in row.instruction
     with pytest.raises(ValueError, match="unknown action"):
         NextActionTask(actions=["retweet"])
@@ -95,7 +96,7 @@ def test_long_context_keeps_the_latest_messages_and_says_how_many_are_left_out()
     messages = [{"user_id": f"u{i % 4}", "relative_integer_time": i, "text": f"message number {i}"} for i in range(9)]
     messages.append({"user_id": "u9", "relative_integer_time": 9, "text": "last", "actions": _actions("reply")})
     row = _task(max_context_messages=3).build(parse_thread(_released(*messages), cluster="c", line=1), CONTEXT,
-                                              np.random.default_rng(0))
+                                              Draws(np.random.default_rng(0)))
     assert "(6 earlier messages not shown)" in row.instruction
     assert "message number 5" not in row.instruction and "User_0: message number 6" in row.instruction
 

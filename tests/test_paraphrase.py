@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from instruct.parsing import parse_thread
 from instruct.records import Message, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.paraphrase import ParaphraseTask, word_overlap
 from instruct.templates import TemplateSet
@@ -57,7 +58,7 @@ def mined(task: ParaphraseTask, threads: list[Thread], **context) -> tuple[TaskC
     partners = {}
     for t in threads:
         if task.decline_reason(t, ctx) is None:
-            row = task.build(t, ctx, np.random.default_rng(t.line))
+            row = task.build(t, ctx, Draws(np.random.default_rng(t.line)))
             partners[t.line] = next(p.line for p in threads
                                     if p.id == row.meta["thread_ids"][1] and p.anchor_post().text == row.response)
         else:
@@ -71,7 +72,7 @@ def test_a_paraphrase_pair_is_found_and_unrelated_posts_are_declined():
     task = ParaphraseTask()
     ctx, partners = mined(task, threads)
     assert partners == {1: 9, 9: 1}
-    row = task.build(threads[0], ctx, np.random.default_rng(0))
+    row = task.build(threads[0], ctx, Draws(np.random.default_rng(0)))
     assert HEAT_PUMP in row.instruction and row.response == HEAT_PUMP_AGAIN
     assert row.meta["thread_ids"] == ["t1", "t9"]
 
@@ -146,7 +147,7 @@ def test_every_pair_meets_both_thresholds_and_nothing_is_unfilled(picks, templat
     for t in threads:
         if task.decline_reason(t, ctx) is not None:
             continue
-        row = task.build(t, ctx, np.random.default_rng(seed))
+        row = task.build(t, ctx, Draws(np.random.default_rng(seed)))
         post, partner = t.anchor_post().text, row.response
         assert not UNFILLED.search(row.instruction) and post in row.instruction
         assert partner in picks and partner != post and row.meta["thread_ids"][0] != row.meta["thread_ids"][1]

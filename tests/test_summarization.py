@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct.records import Message, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.summarization import SummarizationTask, one_line
 from instruct.templates import TemplateSet
@@ -62,7 +63,7 @@ def test_summary_is_the_central_messages_in_time_order_with_their_authors():
     ]
     users = ["ann", "bob", "cy", "ann", "dee", "bob"]
     task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
-    row = task.build(thread_of(texts, users), context(texts=texts), np.random.default_rng(0))
+    row = task.build(thread_of(texts, users), context(texts=texts), Draws(np.random.default_rng(0)))
     lines, summary = transcript_and_summary(task, row)
     assert lines == [f"User_{k}: {t}" for k, t in zip([0, 1, 2, 0, 3, 1], texts)]
     # The three tram messages are central; the cat and the umbrella are not.
@@ -76,7 +77,7 @@ def test_short_thread_is_preceded_by_whole_earlier_threads_and_lists_them():
                          thread_id=f"e{i}", line=i + 1) for i in range(5)]
     thread = thread_of(["the thread itself about transit"], ["me"], thread_id="now", line=9)
     task = SummarizationTask(max_messages=6).bind("summarization", TEMPLATES)
-    row = task.build(thread, context(earlier), np.random.default_rng(1))
+    row = task.build(thread, context(earlier), Draws(np.random.default_rng(1)))
     lines, _ = transcript_and_summary(task, row)
     # Two whole earlier threads fit the budget of 6 messages with the thread's own message (2 + 2 + 1).
     assert row.meta["thread_ids"] == ["e3", "e4", "now"]
@@ -88,7 +89,7 @@ def test_a_thread_long_enough_stands_alone():
     thread = thread_of(["one on parks", "two on parks", "three on transit"], ["a", "b", "a"], thread_id="own")
     earlier = [thread_of(["older"], ["x"], thread_id="old")]
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    row = task.build(thread, context(earlier), np.random.default_rng(2))
+    row = task.build(thread, context(earlier), Draws(np.random.default_rng(2)))
     assert row.meta["thread_ids"] == ["own"]
     assert len(row.response.split("\n")) == 2  # ceil(3 / 2): a summary is shorter than the conversation
 
@@ -103,7 +104,7 @@ def test_declines_when_no_conversation_of_three_messages_can_be_made():
 def test_multi_line_messages_stay_on_one_transcript_line():
     texts = ["first line\nsecond line about parks", "a reply on parks", "another\n\nreply on transit"]
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    row = task.build(thread_of(texts, ["a", "b", "c"]), context(), np.random.default_rng(3))
+    row = task.build(thread_of(texts, ["a", "b", "c"]), context(), Draws(np.random.default_rng(3)))
     lines, summary = transcript_and_summary(task, row)
     assert lines == [f"User_{i}: {one_line(t)}" for i, t in enumerate(texts)]
     assert set(summary) <= set(lines)
@@ -129,7 +130,7 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
     if task.decline_reason(thread, ctx) is not None:
         assert len(own) < 3  # a thread of three messages is a conversation by itself
         return
-    row = task.build(thread, ctx, np.random.default_rng(seed))
+    row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
         assert row == "no content words in the conversation"
         return

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct.records import Message, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.topic_post import TopicPostTask, is_opening, prose_words
 from instruct.templates import TemplateSet
@@ -40,7 +41,7 @@ def topic_of(task: TopicPostTask, row) -> list[str]:
 def test_hashtags_are_the_topic():
     text = "Planting day at the community garden went great #Gardening #Compost"
     task = TopicPostTask().bind("topic_post", TEMPLATES)
-    row = task.build(thread_of(text), context(), np.random.default_rng(0))
+    row = task.build(thread_of(text), context(), Draws(np.random.default_rng(0)))
     assert topic_of(task, row) == ["#Gardening", "#Compost"]
     assert row.response == text
 
@@ -50,7 +51,7 @@ def test_without_hashtags_the_rarest_words_are_the_topic():
     cluster = ["transit delays again", "transit is late", "more transit please", "transit morning", "walk"]
     text = "Morning transit walk, foggy fields, one heron"
     task = TopicPostTask(max_words=1).bind("topic_post", TEMPLATES)
-    topics = {topic_of(task, task.build(thread_of(text), context(*cluster), np.random.default_rng(s)))[0]
+    topics = {topic_of(task, task.build(thread_of(text), context(*cluster), Draws(np.random.default_rng(s))))[0]
               for s in range(20)}
     assert topics <= {"foggy", "fields", "heron"}
 
@@ -61,7 +62,7 @@ def test_topic_is_never_the_opening_words():
     text = "Heron fog over the fields"
     task = TopicPostTask(max_words=2).bind("topic_post", TEMPLATES)
     for seed in range(40):
-        topic = topic_of(task, task.build(thread_of(text), context(*cluster), np.random.default_rng(seed)))
+        topic = topic_of(task, task.build(thread_of(text), context(*cluster), Draws(np.random.default_rng(seed))))
         assert sorted(w.lower() for w in topic) != ["fog", "heron"]
         assert topic != ["Heron"]
 
@@ -70,7 +71,7 @@ def test_a_leading_hashtag_is_not_a_topic_by_itself():
     text = "#Transit is late again near the harbour"
     task = TopicPostTask().bind("topic_post", TEMPLATES)
     for seed in range(10):
-        topic = topic_of(task, task.build(thread_of(text), context(), np.random.default_rng(seed)))
+        topic = topic_of(task, task.build(thread_of(text), context(), Draws(np.random.default_rng(seed))))
         assert topic != ["#Transit"] and not is_opening(text, topic)
 
 
@@ -94,7 +95,7 @@ def test_topic_words_occur_in_the_post_and_are_not_its_opening(text, seed, templ
     thread = thread_of(text)
     if task.decline_reason(thread, context()) is not None:
         return
-    row = task.build(thread, context(), np.random.default_rng(seed))
+    row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
     assert row.response == text
     assert not UNFILLED.search(row.instruction)
     topic = topic_of(task, row)

@@ -17,6 +17,7 @@ from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
 from instruct.errors import InstructError
 from instruct.parsing import parse_thread
 from instruct.pipeline import generate
+from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.voting_intention import NO_LABELS, VotingIntentionTask
 from instruct.templates import TemplateSet
@@ -185,7 +186,7 @@ def test_user_id_labels_and_the_history_are_the_last_users_own_posts(tmp_path):
                                                                                   TemplateSet("default"))
     context = TaskContext(cluster="cluster_0", stats=ClusterStats())
     assert task.decline_reason(thread, context) is None
-    row = task.build(thread, context, np.random.default_rng(0))
+    row = task.build(thread, context, Draws(np.random.default_rng(0)))
     assert "Reform" in row.response
     assert "First thought on trams\nSecond thought on buses" in row.instruction
     assert "Someone else's reply" not in row.instruction

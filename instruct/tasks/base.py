@@ -11,9 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
-import numpy as np
-
 from instruct.records import Row, Thread, row_meta
+from instruct.seeding import Draws
 from instruct.templates import Slots, Template, TemplateSet
 from instruct.text import ClusterStats
 
@@ -88,7 +87,7 @@ class Task(ABC):
         """None if the task can use the thread, else a short reason (counted in the manifest)."""
 
     @abstractmethod
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         """One row from the thread, or a reason why it could not be built after all."""
 
     def begin_chunk(self, context: TaskContext) -> None:
@@ -96,10 +95,10 @@ class Task(ABC):
 
     # Helpers for subclasses ------------------------------------------------------------------------
 
-    def render(self, variant: str, rng: np.random.Generator, **values: object) -> tuple[str, str]:
+    def render(self, variant: str, draws: Draws, **values: object) -> tuple[str, str]:
         """Render a template of ``variant`` drawn uniformly; returns ``(text, template_id)``."""
         choices = self._templates[variant]
-        template = choices[int(rng.integers(len(choices)))]
+        template = draws.pick(choices)
         return template.render(**values), template.id
 
     def row(self, thread: Thread, context: TaskContext, *, instruction: str, response: str, template_id: str,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from instruct.records import Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
 
@@ -35,13 +34,13 @@ class CompletionTask(Task):
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         return post_decline_reason(thread, self.min_words)
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
         spans = [m.start() for m in _WORD_SPAN.finditer(text)]
-        split_word = int(rng.integers(self.min_side, len(spans) - self.min_side + 1))
+        split_word = draws.between(self.min_side, len(spans) - self.min_side)
         # Cut on the original string so line breaks inside the post survive on either side.
         beginning = text[: spans[split_word]].rstrip()
         rest = text[spans[split_word]:].strip()
-        instruction, template_id = self.render("default", rng, beginning=beginning)
+        instruction, template_id = self.render("default", draws, beginning=beginning)
         return self.row(thread, context, instruction=instruction, response=rest, template_id=template_id,
                         variant="default", split_point=split_word)

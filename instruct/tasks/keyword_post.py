@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from instruct.records import Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
 from instruct.text import content_words, has_content_words
@@ -40,17 +39,17 @@ class KeywordPostTask(Task):
             return "no content words"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
         candidates = content_words(text)
-        count = int(rng.integers(1, min(self.max_keywords, len(candidates)) + 1))
+        count = draws.between(1, min(self.max_keywords, len(candidates)))
         # Weighted sampling without replacement (Efraimidis–Spirakis): each candidate gets the key
         # u ** (1 / idf) and the largest keys win, in the order successive idf-weighted draws would pick
-        # them. One vector of uniforms instead of rng.choice(p=…), which costs ~30 µs a call.
-        uniforms = rng.random(len(candidates)).tolist()
+        # them. One uniform per candidate instead of numpy's choice(p=…), which costs ~30 µs a call.
+        uniforms = draws.uniforms(len(candidates))
         keys = [u ** (1.0 / context.stats.idf(word)) for u, word in zip(uniforms, candidates)]
         picked = sorted(range(len(candidates)), key=keys.__getitem__, reverse=True)[:count]
         keywords = [candidates[i] for i in picked]
-        instruction, template_id = self.render("default", rng, keywords=", ".join(keywords))
+        instruction, template_id = self.render("default", draws, keywords=", ".join(keywords))
         return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
                         variant="default")

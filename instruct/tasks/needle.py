@@ -15,9 +15,8 @@ import itertools
 import re
 from typing import Iterator
 
-import numpy as np
-
 from instruct.records import Message, Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
 from instruct.text import join_words
@@ -150,16 +149,16 @@ class NeedleTask(Task):
             return "no text message"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         haystack = self.haystack(thread, context)
         if len(haystack) < self.min_messages:
             return f"haystack smaller than {self.min_messages} messages"
-        variant = self.variants[int(rng.integers(len(self.variants)))]
-        built = getattr(self, f"_{variant}")(haystack, rng)
+        variant = draws.pick(self.variants)
+        built = getattr(self, f"_{variant}")(haystack, draws)
         if isinstance(built, str):
             return built
         values, response, positions = built
-        instruction, template_id = self.render(variant, rng, haystack=haystack.text, **values)
+        instruction, template_id = self.render(variant, draws, haystack=haystack.text, **values)
         return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
                         variant=variant, thread_ids=haystack.thread_ids,
                         needle_depths=[haystack.depth(p) for p in positions])
@@ -167,49 +166,48 @@ class NeedleTask(Task):
     # One method per variant: (template values, response, needle positions) or a decline reason.
 
     @staticmethod
-    def _answerable(haystack: Haystack, candidates: list[int], rng: np.random.Generator) -> Iterator[int]:
+    def _answerable(haystack: Haystack, candidates: list[int], draws: Draws) -> Iterator[int]:
         """The candidate positions whose text is unique in the haystack, in a random order. Checked lazily:
         the first k of them are a uniform draw of k answerable positions, so a question needs a few
         uniqueness scans of the haystack, not one per message."""
-        for index in rng.permutation(len(candidates)).tolist():
+        for index in draws.order(len(candidates)):
             if haystack.unique(haystack.messages[candidates[index]].text):
                 yield candidates[index]
 
-    def _nth_message(self, haystack: Haystack, rng: np.random.Generator):
-        position = next(self._answerable(haystack, list(range(len(haystack))), rng), None)
+    def _nth_message(self, haystack: Haystack, draws: Draws):
+        position = next(self._answerable(haystack, list(range(len(haystack))), draws), None)
         if position is None:
             return "no message text is unique in the haystack"
         return {"ordinal": ordinal(position + 1)}, haystack.messages[position].text, [position]
 
-    def _multi(self, haystack: Haystack, rng: np.random.Generator):
+    def _multi(self, haystack: Haystack, draws: Draws):
         single_line = [p for p, m in enumerate(haystack.messages) if "\n" not in m.text]
-        picked = sorted(itertools.islice(self._answerable(haystack, single_line, rng), self.needles))
+        picked = sorted(itertools.islice(self._answerable(haystack, single_line, draws), self.needles))
         if len(picked) < 2:
             return "fewer than two single-line unique messages"
         response = "\n".join(haystack.messages[p].text for p in picked)
         return {"ordinals": join_words([ordinal(p + 1) for p in picked])}, response, picked
 
-    def _snippet(self, haystack: Haystack, position: int, rng: np.random.Generator) -> str | None:
+    def _snippet(self, haystack: Haystack, position: int, draws: Draws) -> str | None:
         text = haystack.messages[position].text
         spans = [(m.start(), m.end()) for m in _WORD_SPAN.finditer(text)]
         size = min(self.snippet_words, len(spans))
-        starts = rng.permutation(len(spans) - size + 1)
-        for start in starts[:4]:
+        for start in itertools.islice(draws.order(len(spans) - size + 1), 4):
             snippet = text[spans[start][0]: spans[start + size - 1][1]]
             if '"' not in snippet and "\n" not in snippet and haystack.unique(snippet):
                 return snippet
         return None
 
-    def _who_wrote(self, haystack: Haystack, rng: np.random.Generator):
-        for position in rng.permutation(len(haystack))[:6]:
-            snippet = self._snippet(haystack, int(position), rng)
+    def _who_wrote(self, haystack: Haystack, draws: Draws):
+        for position in itertools.islice(draws.order(len(haystack)), 6):
+            snippet = self._snippet(haystack, int(position), draws)
             if snippet:
                 return {"snippet": f'"{snippet}"'}, haystack.labels[position], [int(position)]
         return "no unique snippet found"
 
-    def _reply_after(self, haystack: Haystack, rng: np.random.Generator):
-        for position in itertools.islice(self._answerable(haystack, list(range(1, len(haystack))), rng), 6):
-            snippet = self._snippet(haystack, position - 1, rng)
+    def _reply_after(self, haystack: Haystack, draws: Draws):
+        for position in itertools.islice(self._answerable(haystack, list(range(1, len(haystack))), draws), 6):
+            snippet = self._snippet(haystack, position - 1, draws)
             if snippet:
                 values = {"user": haystack.labels[position], "snippet": f'"{snippet}"'}
                 return values, haystack.messages[position].text, [position]

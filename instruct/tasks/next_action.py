@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 
 from instruct.records import ACTION_KEYS, Message, Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
 
@@ -68,7 +68,7 @@ class NextActionTask(Task):
             return "action not among the listed options"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         last = thread.messages[-1]
         earlier = thread.messages[:-1]
         shown = earlier[-self.max_context_messages:]
@@ -77,7 +77,7 @@ class NextActionTask(Task):
         if len(shown) < len(earlier):
             lines.insert(0, f"({len(earlier) - len(shown)} earlier messages not shown)")
         instruction, template_id = self.render(
-            "default", rng, context="\n".join(lines) if lines else NO_EARLIER, user=self._label(labels, last.user),
+            "default", draws, context="\n".join(lines) if lines else NO_EARLIER, user=self._label(labels, last.user),
             action_list=", ".join(self.actions))
         response = orjson.dumps({"actions": list(last.actions), "text": last.text}).decode()
         return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,

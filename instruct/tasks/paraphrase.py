@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from instruct.records import Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
 from instruct.text import ClusterStats, words
@@ -113,9 +114,9 @@ class ParaphraseTask(Task):
             return "no paraphrase partner"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         partner = self._partners.get((thread.cluster, thread.line))
-        instruction, template_id = self.render("default", rng, post=thread.anchor_post().text)
+        instruction, template_id = self.render("default", draws, post=thread.anchor_post().text)
         if self.llm_answers:  # the responder writes the paraphrase, partner or not
             return self.row(thread, context, instruction=instruction, response="", template_id=template_id,
                             variant="default")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from instruct.records import Message, Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
 from instruct.tfidf import tfidf_matrix
@@ -92,7 +93,7 @@ class SummarizationTask(Task):
             return f"conversation shorter than {self.min_messages} messages"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         messages, thread_ids = self.conversation(thread, context)
         labels: dict[str, str] = {}
         lines = [f"{labels.setdefault(m.user, f'User_{len(labels)}')}: {one_line(m.text)}" for m in messages]
@@ -112,7 +113,7 @@ class SummarizationTask(Task):
             if all(lines[i] != lines[j] for j in picked):
                 picked.append(i)
         picked.sort()
-        instruction, template_id = self.render("default", rng, conversation="\n".join(lines),
+        instruction, template_id = self.render("default", draws, conversation="\n".join(lines),
                                                max_points=len(picked))
         return self.row(thread, context, instruction=instruction, response="\n".join(lines[i] for i in picked),
                         template_id=template_id, variant="default", thread_ids=thread_ids)

@@ -12,9 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from instruct.records import Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import NOT_PROSE, ClusterStats, content_words, hashtags, join_words, words
+from instruct.text import (
+    NOT_PROSE,
+    ClusterStats,
+    content_words,
+    hashtags,
+    join_words,
+    words,
+)
 
 
 def prose_words(text: str) -> list[str]:
@@ -69,7 +77,7 @@ class TopicPostTask(Task):
             return "only topic word is the post's first word"
         return None
 
-    def topic(self, text: str, stats: ClusterStats, rng: np.random.Generator) -> list[str]:
+    def topic(self, text: str, stats: ClusterStats, draws: Draws) -> list[str]:
         """The topic words of a post the task accepted: hashtags with ``#``, or content words rarest first."""
         tags = self._hashtag_topic(text)
         if tags:
@@ -77,10 +85,10 @@ class TopicPostTask(Task):
         candidates = content_words(text)
         # Rarest first. Equally rare words (common in a small statistics sample) are shuffled first:
         # keeping post order among them would favour the post's opening words.
-        shuffled = [candidates[i] for i in rng.permutation(len(candidates))]
+        shuffled = draws.shuffled(candidates)
         idf = np.array([stats.idf(word) for word in shuffled])
         ranked = [shuffled[i] for i in np.argsort(-idf, kind="stable")]
-        count = int(rng.integers(1, min(self.max_words, len(ranked)) + 1))
+        count = draws.between(1, min(self.max_words, len(ranked)))
         topic = ranked[:count]
         if is_opening(text, topic):
             # An opening always contains the post's first word: swap it for the next rarest word, or drop
@@ -89,9 +97,9 @@ class TopicPostTask(Task):
             topic = [word for word in topic if word.lower() != first] + ranked[count: count + 1]
         return topic
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        topic = self.topic(text, context.stats, rng)
-        instruction, template_id = self.render("default", rng, topic=join_words(topic))
+        topic = self.topic(text, context.stats, draws)
+        instruction, template_id = self.render("default", draws, topic=join_words(topic))
         return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
                         variant="default")

@@ -17,11 +17,11 @@ import logging
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import orjson
 
 from instruct.errors import InstructError
 from instruct.records import Row, Thread
+from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
 
@@ -176,11 +176,11 @@ class VotingIntentionTask(Task):
             return "user has no text messages"
         return None
 
-    def build(self, thread: Thread, context: TaskContext, rng: np.random.Generator) -> Row | str:
-        instruction, prompt_id = self.render("prompt", rng, history="\n".join(self._history(thread)))
+    def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
+        instruction, prompt_id = self.render("prompt", draws, history="\n".join(self._history(thread)))
         if self.llm_answers:  # the responder writes the answer; no label is stated or needed
             return self.row(thread, context, instruction=instruction, response="", template_id=prompt_id)
-        response, response_id = self.render("response", rng, label=self._label(thread))
+        response, response_id = self.render("response", draws, label=self._label(thread))
         # Both templates shape the row, so both ids are its lineage (row meta has one template_id key).
         return self.row(thread, context, instruction=instruction, response=response,
                         template_id=f"{prompt_id}+{response_id}")
