@@ -11,24 +11,26 @@ from dataclasses import dataclass, field
 class TaskCounts:
     """Args:
         offered: threads the task was asked about.
-        eligible: threads it could use.
         produced: rows it built.
         declined: why it could not use a thread, reason → count.
         failed: why a drawn build gave no row after all, reason → count.
     """
 
     offered: int = 0
-    eligible: int = 0
     produced: int = 0
     declined: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
 
     def add(self, other: "TaskCounts") -> None:
         self.offered += other.offered
-        self.eligible += other.eligible
         self.produced += other.produced
         self.declined.update(other.declined)
         self.failed.update(other.failed)
+
+    @property
+    def eligible(self) -> int:
+        """Threads it could use: every offered thread it did not decline."""
+        return self.offered - sum(self.declined.values())
 
     def to_dict(self) -> dict:
         return {"offered": self.offered, "eligible": self.eligible, "produced": self.produced,
@@ -91,6 +93,6 @@ class Counts:
                      rejected=data["rejected"], no_task=data["no_task"], rows=Counter(data["rows"]),
                      reject_reasons=Counter(data["reject_reasons"]), templates=Counter(data["templates"]))
         for name, task in data["tasks"].items():
-            counts.tasks[name] = TaskCounts(task["offered"], task["eligible"], task["produced"],
+            counts.tasks[name] = TaskCounts(task["offered"], task["produced"],
                                             Counter(task["declined"]), Counter(task["failed"]))
         return counts

@@ -15,7 +15,7 @@ import jsonlines
 import orjson
 
 from instruct.clusterfile import CHUNK_LINES, read_lines
-from instruct.counts import Counts
+from instruct.counts import Counts, TaskCounts
 from instruct.formats import RecordEncoder
 from instruct.parsing import Reject, parse_thread
 from instruct.plan import Shard
@@ -154,6 +154,16 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
     return counts
 
 
+@dataclass(slots=True)
+class _Offer:
+    """A task as the offering loop sees it: what it needs per thread, looked up once per chunk."""
+
+    task: Task
+    counts: TaskCounts
+    weight: float
+    deferred: bool  # its rows wait for the responder
+
+
 def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: Setup, counts: Counts, writer) -> None:
     if not chunk:
         return
@@ -161,53 +171,56 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: S
     context.chunk = [item[0] for item in chunk if item is not None]
     for task in setup.tasks:
         task.begin_chunk(context)
-    # Looked up once per chunk, not once per thread and task.
-    offers = [(task, counts.task(task.name)) for task in setup.tasks]
+    offers = [_Offer(task, counts.task(task.name), task.weight, task.name in setup.deferred_tasks)
+              for task in setup.tasks]
+    for offer in offers:  # every used thread is offered to every task
+        offer.counts.offered += len(context.chunk)
+    counts.used += len(context.chunk)
     for item in chunk:
         if item is not None:
             thread, context.split = item
-            counts.used += 1
-            _offer_thread(thread, context, setup, counts, draws, writer, offers)
+            _offer_thread(thread, context, setup.encoder, counts, draws, writer(context.split), offers)
         feed.append(item)
     setup.progress(len(chunk))
 
 
-def _offer_thread(thread: Thread, context: TaskContext, setup: Setup, counts: Counts, draws: Draws,
-                  writer, offers: list) -> None:
-    eligible = []
-    for task, task_counts in offers:
-        task_counts.offered += 1
-        reason = task.decline_reason(thread, context)
+def _offer_thread(thread: Thread, context: TaskContext, encoder: RecordEncoder, counts: Counts, draws: Draws,
+                  files: tuple, offers: list[_Offer]) -> None:
+    eligible, weight = [], 0.0
+    for offer in offers:
+        reason = offer.task.decline_reason(thread, context)
         if reason is None:
-            task_counts.eligible += 1
-            eligible.append((task, task_counts))
+            eligible.append(offer)
+            weight += offer.weight
         else:
-            task_counts.declined[reason] += 1
+            offer.counts.declined[reason] += 1
     # Draw by weight among the tasks that can use the thread; if the drawn one cannot build a row after
     # all, draw again among the rest, so a thread is lost only when no task can use it. (Plain Python: a
     # handful of weights is faster summed here than through numpy arrays.)
     while eligible:
-        target = draws.uniform() * sum(task.weight for task, _ in eligible)
-        drawn, cumulative = len(eligible) - 1, 0.0
-        for index, (task, _) in enumerate(eligible):
-            cumulative += task.weight
-            if target < cumulative:
-                drawn = index
-                break
-        task, task_counts = eligible.pop(drawn)
-        row = task.build(thread, context, draws)
+        drawn = len(eligible) - 1
+        if drawn:
+            target, cumulative = draws.uniform() * weight, 0.0
+            for index, offer in enumerate(eligible):
+                cumulative += offer.weight
+                if target < cumulative:
+                    drawn = index
+                    break
+        offer = eligible.pop(drawn)
+        weight -= offer.weight
+        row = offer.task.build(thread, context, draws)
         if isinstance(row, str):
-            task_counts.failed[row] += 1
+            offer.counts.failed[row] += 1
             continue
-        data, meta, pending = writer(context.split)
-        if task.name in setup.deferred_tasks:
+        data, meta, pending = files
+        if offer.deferred:
             defer(row, data, pending)  # the parent asks the LLM and puts the answered row at this place
         else:
-            line, meta_line = setup.encoder.encode(row)
+            line, meta_line = encoder.encode(row)
             data.write(line)
             if meta is not None:
                 meta.write(meta_line)
-        task_counts.produced += 1
+        offer.counts.produced += 1
         counts.templates[row.meta["template_id"]] += 1
         counts.rows[context.split] += 1
         return
