@@ -85,25 +85,28 @@ class ParaphraseTask(Task):
             stats: the cluster statistics the IDF comes from.
         """
         texts = [thread.anchor_post().text for thread in threads]
-        cosine, shared = pair_similarity(texts, stats)
-        candidates = (cosine >= self.min_cosine) & (shared >= self.min_shared)
-        np.fill_diagonal(candidates, False)
+        first, second, cosine, shared = pair_similarity(texts, stats)
+        close = (cosine >= self.min_cosine) & (shared >= self.min_shared)
+        first, second, cosine = first[close], second[close], cosine[close]
+        # Both directions (a post's partner may come before or after it), walked by post then candidate, so on
+        # equal cosines the earlier candidate stays the partner.
+        posts, candidates = np.concatenate([first, second]), np.concatenate([second, first])
+        order = np.lexsort((candidates, posts))
         word_sets: dict[int, set[str]] = {}
         normalised = [" ".join(text.lower().split()) for text in texts]
         best: dict[int, tuple[float, int, float]] = {}
-        # np.nonzero walks each row's j upwards, so on equal cosines the earlier post stays the partner.
-        for i, j in zip(*np.nonzero(candidates)):
-            i, j = int(i), int(j)
+        for i, j, value in zip(posts[order].tolist(), candidates[order].tolist(),
+                               np.concatenate([cosine, cosine])[order].tolist()):
             if threads[i].id == threads[j].id or normalised[i] == normalised[j]:
                 continue
-            if i in best and cosine[i, j] <= best[i][0]:
+            if i in best and value <= best[i][0]:
                 continue
             for k in (i, j):
                 if k not in word_sets:
                     word_sets[k] = {w.lower() for w in words(texts[k])}
             overlap = jaccard(word_sets[i], word_sets[j])
             if overlap <= self.max_overlap:
-                best[i] = (float(cosine[i, j]), j, overlap)
+                best[i] = (value, j, overlap)
         return {(threads[i].cluster, threads[i].line): Partner(threads[j], round(value, 4), round(overlap, 4))
                 for i, (value, j, overlap) in best.items()}
 
