@@ -15,7 +15,7 @@ ACTION_KEYS = (
 )
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Message:
     """One message of a thread.
 
@@ -33,7 +33,7 @@ class Message:
     actions: tuple[str, ...] | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Thread:
     """One line of a cluster file.
 
