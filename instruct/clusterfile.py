@@ -192,20 +192,22 @@ def read_lines(cluster: ClusterFile, line_numbers: Iterable[int]) -> Iterator[tu
             return  # lines the scan counted but cannot be read again are rejected by the worker
         return
     with open(cluster.path, "rb") as stream:
+        readline, lines = stream.readline, cluster.lines
         current = 0  # the line the stream is positioned at
         try:
             for wanted in line_numbers:
-                if wanted >= cluster.lines:
+                if wanted >= lines:
                     return
-                chunk = wanted // CHUNK_LINES
-                if wanted - current > CHUNK_LINES // 4 and chunk < len(cluster.offsets) and chunk * CHUNK_LINES > current:
-                    stream.seek(cluster.offsets[chunk])
-                    current = chunk * CHUNK_LINES
-                while current < wanted:
-                    stream.readline()
-                    current += 1
-                raw = stream.readline()
+                if wanted != current:  # skipped for the common case, the very next line
+                    chunk = wanted // CHUNK_LINES
+                    if (wanted - current > CHUNK_LINES // 4 and chunk < len(cluster.offsets)
+                            and chunk * CHUNK_LINES > current):
+                        stream.seek(cluster.offsets[chunk])
+                        current = chunk * CHUNK_LINES
+                    while current < wanted:
+                        readline()
+                        current += 1
                 current += 1
-                yield wanted, raw
+                yield wanted, readline()
         except _GZIP_ERRORS:
             return  # the scan recorded the truncation as a reject

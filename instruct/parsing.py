@@ -8,6 +8,7 @@ Both shapes found in the wild are accepted (see ../shared/data/README.md):
 from __future__ import annotations
 
 import math
+from itertools import compress
 
 import orjson
 
@@ -18,6 +19,7 @@ _ACTION_SET = frozenset(ACTION_KEYS)
 _ACTION_ORDER = {key: index for index, key in enumerate(ACTION_KEYS)}
 _TIME_KEYS = ("relative_integer_time", "unix_epoch")
 _TIME_LIMIT = 2**63
+_TIME_MIN = -_TIME_LIMIT
 _ABSENT = object()
 _BOOL_ONLY = frozenset({bool})
 
@@ -27,38 +29,55 @@ class Reject(ValueError):
 
 
 def parse_thread(raw: bytes, *, cluster: str, line: int) -> Thread:
-    """Parse one line (without its newline) into a Thread, or raise Reject with the reason."""
-    raw = raw.rstrip(b"\r\n")
-    if raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
-    if not raw.strip():
-        raise Reject("blank line")
+    """Parse one line (with or without its newline) into a Thread, or raise Reject with the reason."""
     try:
+        # The line goes to orjson as it is: a trailing newline is JSON whitespace, and orjson refuses a BOM, so
+        # normalising every line first would cost ~0.2 µs a line (measured) only to reach the same result.
         record = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Reject(f"invalid JSON: {exc}") from None
+    except orjson.JSONDecodeError:
+        record = _load_refused(raw)
 
-    thread_id = f"{cluster}:{line}"
-    fields: dict = {}
-    if isinstance(record, list):
-        items = record
-    elif isinstance(record, dict):
+    if type(record) is dict:
         # The rest of the record is kept as parsed (no copy) for tasks that read a record-level field;
         # popping the message list lets it be freed once the messages are built.
         items = record.pop("thread", None)
-        fields = record
-        if not isinstance(items, list):
+        if type(items) is not list:
             raise Reject("object has no 'thread' list")
-        if "id" in record:
-            if not isinstance(record["id"], str) or not record["id"]:
-                raise Reject("'id' must be a non-empty string")
-            thread_id = record["id"]
+        thread_id = record.get("id", _ABSENT)
+        if thread_id is _ABSENT:
+            thread_id = f"{cluster}:{line}"
+        elif not isinstance(thread_id, str) or not thread_id:
+            raise Reject("'id' must be a non-empty string")
+        fields = record
+    elif type(record) is list:
+        items, thread_id, fields = record, f"{cluster}:{line}", {}
     else:
         raise Reject(f"expected a JSON list of messages or an object with a 'thread' list, got {type(record).__name__}")
     if not items:
         raise Reject("empty thread")
-    messages = tuple(map(_parse_message, items, range(len(items))))
-    return Thread(id=thread_id, cluster=cluster, line=line, messages=messages, fields=fields)
+    # A plain loop: ~0.25 µs a line faster than tuple(map(_parse_message, items, range(…))), whose calls from C
+    # to a Python function cost more than calls from bytecode (measured over corpus lines).
+    messages = []
+    position = 0
+    for item in items:
+        messages.append(_parse_message(item, position))
+        position += 1
+    # Positional arguments: a keyword call costs ~0.15 µs more per record (measured).
+    return Thread(thread_id, cluster, line, tuple(messages), fields)
+
+
+def _load_refused(raw: bytes) -> object:
+    """A line orjson refused as it is: a line after a UTF-8 BOM, or blank, or invalid JSON (the decoder's
+    message is for the line without its BOM and line ending, so the position it names is what a reader sees)."""
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        raise Reject("blank line")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Reject(f"invalid JSON: {exc}") from None
 
 
 def _parse_message(item: object, position: int) -> Message:
@@ -66,23 +85,24 @@ def _parse_message(item: object, position: int) -> Message:
     returns only what ``_check_message`` would return; anything unusual is left to that careful path, which
     gives the reject reason."""
     if type(item) is dict:
-        user, text, actions = item.get("user_id"), item.get("text"), item.get("actions", _ABSENT)
+        user, text, flags = item.get("user_id"), item.get("text"), item.get("actions", _ABSENT)
         relative, epoch = item.get("relative_integer_time", _ABSENT), item.get("unix_epoch", _ABSENT)
         time = epoch if relative is _ABSENT else relative if epoch is _ABSENT else None
         if (type(user) is str and user and (text is None or type(text) is str)
-                and (type(time) is int and -_TIME_LIMIT <= time <= _TIME_LIMIT or time is _ABSENT)
-                and (actions is _ABSENT or type(actions) is dict and actions.keys() <= _ACTION_SET
-                     and set(map(type, actions.values())) <= _BOOL_ONLY)):
-            if actions is _ABSENT:
+                and (type(time) is int and _TIME_MIN <= time <= _TIME_LIMIT or time is _ABSENT)):
+            if flags is _ABSENT:
                 actions = None
-            else:
-                actions = [key for key, flag in actions.items() if flag]
+            elif (type(flags) is dict and _ACTION_SET.issuperset(flags)
+                    and _BOOL_ONLY.issuperset(map(type, flags.values()))):  # checks type: an int 1 == True
+                # The true keys picked in C: ~0.3 µs for the 13 released flags, against ~0.6 µs for a list
+                # comprehension and a sort. The files list the keys in ACTION_KEYS order, and mostly one is true.
+                actions = tuple(compress(flags, flags.values()))
                 if len(actions) > 1:
-                    actions.sort(key=_ACTION_ORDER.__getitem__)
-                actions = tuple(actions)
+                    actions = tuple(sorted(actions, key=_ACTION_ORDER.__getitem__))
+            else:
+                return _check_message(item, position)
             if (text and not text.isspace()) or actions:
-                return Message(user=user, time=position if time is _ABSENT else time, text=text or None,
-                               actions=actions)
+                return Message(user, position if time is _ABSENT else time, text or None, actions)
     return _check_message(item, position)
 
 
@@ -131,7 +151,7 @@ def _parse_time(item: dict, position: int) -> float:
     # a garbage unix_epoch is a broken record, not a good one.
     for key in _TIME_KEYS:
         value = item.get(key, _ABSENT)
-        if type(value) is int and -_TIME_LIMIT <= value <= _TIME_LIMIT:  # the common case, checked first
+        if type(value) is int and _TIME_MIN <= value <= _TIME_LIMIT:  # the common case, checked first
             pass
         elif value is not _ABSENT:
             # bool is an int subclass; a time of `true` is a wrong type, not 1.
