@@ -10,7 +10,7 @@ newest messages that fit a budget" takes a slice of it instead of walking the th
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Iterable
 
@@ -24,19 +24,21 @@ class MessageLog:
 
     Attributes:
         users, texts: the author and text of each message (messages without text are not logged).
-        threads: the id of the thread each message belongs to.
+        thread_ids, thread_starts: the id of each logged thread with text messages, and the index of its
+            first message.
         chars: running totals, ``chars[i]`` = characters of the logged texts before message ``i``
             (one entry more than there are messages), so the size of any suffix is one subtraction.
         first: the index of the oldest message still in the window; the ones before it are left in the
             lists until there are enough of them to be worth dropping.
     """
 
-    __slots__ = ("users", "texts", "threads", "chars", "first")
+    __slots__ = ("users", "texts", "thread_ids", "thread_starts", "chars", "first")
 
     def __init__(self):
         self.users: list[str] = []
         self.texts: list[str] = []
-        self.threads: list[str] = []
+        self.thread_ids: list[str] = []
+        self.thread_starts: list[int] = []
         self.chars: list[int] = [0]
         self.first = 0
 
@@ -50,25 +52,34 @@ class MessageLog:
 
     def add(self, thread: Thread) -> int:
         """Log the thread's text messages; returns how many there were."""
-        added, total = 0, self.chars[-1]
+        start, total = len(self.texts), self.chars[-1]
         for message in thread.messages:
             text = message.text
             if text:
                 total += len(text)
                 self.users.append(message.user)
                 self.texts.append(text)
-                self.threads.append(thread.id)
                 self.chars.append(total)
-                added += 1
-        return added
+        if len(self.texts) > start:
+            self.thread_ids.append(thread.id)
+            self.thread_starts.append(start)
+        return len(self.texts) - start
 
     def drop(self, count: int) -> None:
         """The oldest ``count`` messages left the window."""
         self.first += count
         if self.first >= _COMPACT:
-            for items in (self.users, self.texts, self.threads, self.chars):
+            threads_gone = bisect_left(self.thread_starts, self.first)
+            del self.thread_ids[:threads_gone]
+            del self.thread_starts[:threads_gone]
+            self.thread_starts = [start - self.first for start in self.thread_starts]
+            for items in (self.users, self.texts, self.chars):
                 del items[: self.first]
             self.first = 0
+
+    def threads_from(self, start: int) -> list[str]:
+        """The ids of the threads with a message at ``start`` or later, oldest first."""
+        return self.thread_ids[bisect_right(self.thread_starts, start) - 1:] if start < len(self.texts) else []
 
     def start_within(self, max_messages: int, max_chars: int) -> int:
         """Where the longest suffix of the window's messages starts that has at most ``max_messages`` messages

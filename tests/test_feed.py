@@ -99,5 +99,6 @@ def test_message_log_of_threads():
     threads = [Thread("a", "c", 1, (Message("u", 0, "ab", None), Message("v", 1, None, None))),
                Thread("b", "c", 2, (Message("w", 0, "cde", None),))]
     log = MessageLog.of(threads)
-    assert (log.users, log.texts, log.threads, log.chars) == (["u", "w"], ["ab", "cde"], ["a", "b"], [0, 2, 5])
+    assert (log.users, log.texts, log.chars) == (["u", "w"], ["ab", "cde"], [0, 2, 5])
     assert log.start_within(2, 5) == 0 and log.start_within(2, 4) == 1 and log.start_within(0, 100) == 2
+    assert [log.threads_from(start) for start in range(3)] == [["a", "b"], ["b"], []]
