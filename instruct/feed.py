@@ -43,7 +43,7 @@ class MessageLog:
         self.first = 0
 
     @classmethod
-    def of(cls, threads: Iterable[Thread]) -> "MessageLog":
+    def of(cls, threads: Iterable[Thread]) -> MessageLog:
         """A log of the given threads, oldest first."""
         log = cls()
         for thread in threads:
