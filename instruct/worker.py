@@ -6,7 +6,6 @@ A shard never knows how it is scheduled; it runs the same in the main process or
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ import orjson
 
 from instruct.clusterfile import CHUNK_LINES, read_lines
 from instruct.counts import Counts, TaskCounts
+from instruct.feed import Feed
 from instruct.formats import RecordEncoder
 from instruct.parsing import Reject, parse_thread
 from instruct.plan import Shard
@@ -102,9 +102,9 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
     key = shard.cluster.key
     counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines))
     stats, parsed = _cluster_stats(shard, any(t.uses_stats for t in setup.tasks))
-    context = TaskContext(cluster=key, stats=stats, split_of=setup.split_of)
-    feed: deque[tuple[Thread, str] | None] = deque(maxlen=max(setup.lookback, 1))
-    context.earlier = lambda: [item[0] for item in feed if item is not None and item[1] == context.split]
+    feed = Feed(setup.lookback)
+    context = TaskContext(cluster=key, stats=stats, split_of=setup.split_of, feed=feed)
+    context.earlier = lambda: feed.earlier(context.split)
     writers: dict[str, tuple] = {}
 
     def writer(split: str):
@@ -164,7 +164,7 @@ class _Offer:
     deferred: bool  # its rows wait for the responder
 
 
-def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: deque, setup: Setup, counts: Counts, writer) -> None:
+def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed, setup: Setup, counts: Counts, writer) -> None:
     if not chunk:
         return
     draws = Draws(rng_for(setup.seed, context.cluster, CHUNK, chunk_index))

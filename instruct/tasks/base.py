@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
+from instruct.feed import Feed
 from instruct.records import Row, Thread, row_meta
 from instruct.seeding import Draws
 from instruct.templates import Slots, Template, TemplateSet
@@ -30,6 +31,9 @@ class TaskContext:
         chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines, same split or not),
             for tasks that pair threads with each other.
         split_of: the split of any thread id, so a task that pairs threads keeps each pair on one side.
+        feed: the feed ``earlier`` reads, when the worker runs the task: its message log lets a task take the
+            newest messages of the split without walking the threads (None: tasks build what they need from
+            ``earlier``).
     """
 
     cluster: str
@@ -38,6 +42,7 @@ class TaskContext:
     earlier: Callable[[], list[Thread]] = list
     chunk: Sequence[Thread] = field(default_factory=tuple)
     split_of: Callable[[str], str] = lambda thread_id: "train"
+    feed: Feed | None = None
 
 
 def post_decline_reason(thread: Thread, min_words: int) -> str | None:
