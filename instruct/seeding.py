@@ -74,11 +74,11 @@ class Draws:
     def order(self, n: int) -> Iterator[int]:
         """range(n) in a uniformly random order, drawn lazily (Fisher–Yates): taking the first k costs k draws,
         so a caller that stops early pays only for what it used."""
-        items = list(range(n))
+        moved: dict[int, int] = {}  # the swaps made so far; an index not in it holds itself
         for i in range(n):
             j = i + int(self.uniform() * (n - i))
-            items[i], items[j] = items[j], items[i]
-            yield items[i]
+            yield moved.get(j, j)
+            moved[j] = moved.get(i, i)
 
     def shuffled(self, items: Sequence[T]) -> list[T]:
         """A uniformly shuffled copy of ``items``."""

@@ -64,7 +64,10 @@ class Haystack:
         # a join over a chain of the pieces.
         distinct = dict.fromkeys(users)
         labels = _LABELS if len(distinct) <= len(_LABELS) else [f"User_{index}" for index in range(len(distinct))]
-        self.labels = list(map(dict(zip(distinct, labels)).__getitem__, users))
+        if len(distinct) == len(users):  # every author differs: most feeds, BluePrint's ids are per thread
+            self.labels = labels[: len(users)]
+        else:
+            self.labels = list(map(dict(zip(distinct, labels)).__getitem__, users))
         pieces = [": "] * (4 * len(texts))  # number, label, ": ", text for every line
         pieces[0::4] = _NUMBERS[: len(texts)] if len(texts) <= len(_NUMBERS) else _numbers(len(texts))
         pieces[1::4] = self.labels
