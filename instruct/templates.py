@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
@@ -41,8 +42,9 @@ class Template:
     id: str
     text: str
 
-    def render(self, **values: object) -> str:
-        return self.text.format(**values)
+    def render(self, values: Mapping[str, object]) -> str:
+        """The text with its placeholders filled from ``values``."""
+        return self.text.format_map(values)
 
 
 def placeholders(text: str) -> list[str]:
@@ -116,6 +118,6 @@ def _lint(path: Path, entry: object, slots: Slots, seen: set[str]) -> Template:
     if missing:
         raise InstructError(f"{where}: missing placeholder(s) {missing}")
     template = Template(template_id, text)
-    if not template.render(**{name: "" for name in used}).strip():
+    if not template.render({name: "" for name in used}).strip():
         raise InstructError(f"{where}: renders to an empty prompt")
     return template

@@ -6,7 +6,7 @@ from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import content_words, has_content_words
+from instruct.text import post_words
 
 
 class KeywordPostTask(Task):
@@ -34,20 +34,20 @@ class KeywordPostTask(Task):
         reason = post_decline_reason(thread, self.min_words)
         if reason:
             return reason
-        post = thread.anchor_post()
-        if not has_content_words(post.text):
+        if not post_words(thread.anchor_post().text).has_content_words():
             return "no content words"
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        candidates = content_words(text)
+        analysis = post_words(text)
+        candidates = analysis.content
         count = draws.between(1, min(self.max_keywords, len(candidates)))
         # Weighted sampling without replacement (Efraimidis–Spirakis): each candidate gets the key
         # u ** (1 / idf) and the largest keys win, in the order successive idf-weighted draws would pick
         # them. One uniform per candidate instead of numpy's choice(p=…), which costs ~30 µs a call.
         uniforms = draws.uniforms(len(candidates))
-        keys = [u ** (1.0 / context.stats.idf(word)) for u, word in zip(uniforms, candidates)]
+        keys = [u ** (1.0 / idf) for u, idf in zip(uniforms, context.stats.idfs(analysis.content_lower))]
         picked = sorted(range(len(candidates)), key=keys.__getitem__, reverse=True)[:count]
         keywords = [candidates[i] for i in picked]
         instruction, template_id = self.render("default", draws, keywords=", ".join(keywords))
