@@ -59,17 +59,13 @@ class PostWords:
         text: the post.
     """
 
-    __slots__ = ("tokens", "_content", "_content_lower")
+    __slots__ = ("tokens", "count", "_content", "_content_lower")
 
     def __init__(self, text: str):
-        self.tokens: list[str] = text.split()  # whitespace-separated words: what a post's length counts
+        self.tokens: list[str] = text.split()
+        self.count = len(self.tokens)  # whitespace-separated words: what a post's length counts
         self._content: tuple[str, ...] | None = None  # filled on first use: a task that declines never needs it
         self._content_lower: tuple[str, ...] = ()
-
-    @property
-    def count(self) -> int:
-        """How many whitespace-separated words the post has."""
-        return len(self.tokens)
 
     @property
     def content(self) -> tuple[str, ...]:
