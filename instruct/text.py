@@ -111,7 +111,8 @@ def _content_words(tokens: list[str]) -> dict[str, str]:
 
 
 # A post's tokens are mostly common words, so each token is looked into once and its answer kept: ~2 µs
-# instead of ~4 µs for a 14-word post. Bounded (~4 MB at most), so memory stays flat.
+# instead of ~4 µs for a 14-word post. Bounded (~5 MB at most), so memory stays flat; on
+# real BluePrint text ~80 % of tokens are seen before (a miss costs ~2x an uncached reading).
 @lru_cache(maxsize=1 << 14)
 def _token_content_words(token: str) -> tuple[tuple[str, str], ...]:
     """``(lowercased, as written)`` of each content word in a whitespace-free token (``parks``, ``well,``
