@@ -59,11 +59,11 @@ class PostWords:
         text: the post.
     """
 
-    __slots__ = ("tokens", "count", "_content", "_content_lower")
+    __slots__ = ("count", "_tokens", "_content", "_content_lower")
 
     def __init__(self, text: str):
-        self.tokens: list[str] = text.split()
-        self.count = len(self.tokens)  # whitespace-separated words: what a post's length counts
+        self._tokens = text.split()
+        self.count = len(self._tokens)  # whitespace-separated words: what a post's length counts
         self._content: tuple[str, ...] | None = None  # filled on first use: a task that declines never needs it
         self._content_lower: tuple[str, ...] = ()
 
@@ -84,10 +84,10 @@ class PostWords:
     def has_content_words(self) -> bool:
         # Stops at the first token that holds one (most posts: within the first few), so a task that only
         # declines never pays for the full list.
-        return any(map(_token_content_words, self.tokens))
+        return any(map(_token_content_words, self._tokens))
 
     def _find_content_words(self) -> None:
-        first = _content_words(self.tokens)
+        first = _content_words(self._tokens)
         self._content, self._content_lower = tuple(first.values()), tuple(first)
 
 
@@ -169,10 +169,9 @@ class ClusterStats:
 
     def idfs(self, lowered: Iterable[str]) -> list[float]:
         """``idf`` of each of already lowercased words (a table lookup each, no method call per word)."""
-        table = self._idf
-        return [table[word] for word in lowered]
+        return list(map(self._idf.__getitem__, lowered))
 
-    def compute_idf(self, lower: str) -> float:
+    def _compute_idf(self, lower: str) -> float:
         return math.log((1 + self.documents) / (1 + self.doc_freq.get(lower, 0))) + 1.0
 
     @classmethod
@@ -193,7 +192,7 @@ class _IdfTable(dict):
         self._stats = stats
 
     def __missing__(self, lower: str) -> float:
-        value = self._stats.compute_idf(lower)
+        value = self._stats._compute_idf(lower)
         if len(self) < _IDF_CACHE:
             self[lower] = value
         return value
