@@ -9,8 +9,9 @@ and the template id.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
@@ -40,9 +41,34 @@ class Slots:
 class Template:
     id: str
     text: str
+    # The same template in %-style when all its fields are plain {name}s: rendered with a mapping in ~0.2 µs,
+    # against ~0.45 µs for str.format_map, which parses the template again on every call.
+    _printf: str | None = field(init=False, repr=False, compare=False)
 
-    def render(self, **values: object) -> str:
-        return self.text.format(**values)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_printf", _printf_form(self.text))
+
+    def render(self, values: Mapping[str, object]) -> str:
+        """The text with its placeholders filled from ``values`` (as ``str.format_map`` fills them)."""
+        if self._printf is not None:
+            return self._printf % values
+        return self.text.format_map(values)
+
+
+def _printf_form(text: str) -> str | None:
+    """``text`` as a %-format string, or None if a field is more than ``{name}`` (a conversion, a format spec,
+    an index) or the text is not a valid template (linting reports it)."""
+    parts = []
+    try:
+        for literal, name, spec, conversion in string.Formatter().parse(text):
+            parts.append(literal.replace("%", "%%"))
+            if name is not None:
+                if spec or conversion or not name.isidentifier():
+                    return None
+                parts.append(f"%({name})s")
+    except ValueError:
+        return None
+    return "".join(parts)
 
 
 def placeholders(text: str) -> list[str]:
@@ -116,6 +142,6 @@ def _lint(path: Path, entry: object, slots: Slots, seen: set[str]) -> Template:
     if missing:
         raise InstructError(f"{where}: missing placeholder(s) {missing}")
     template = Template(template_id, text)
-    if not template.render(**{name: "" for name in used}).strip():
+    if not template.render({name: "" for name in used}).strip():
         raise InstructError(f"{where}: renders to an empty prompt")
     return template

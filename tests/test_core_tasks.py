@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 from conftest import post_text
@@ -13,7 +14,7 @@ from instruct.records import Message, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.completion import CompletionTask
-from instruct.tasks.keyword_post import KeywordPostTask
+from instruct.tasks.keyword_post import KeywordPostTask, weighted_sample
 from instruct.tasks.needle import NeedleTask, ordinal
 from instruct.templates import TemplateSet
 from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
@@ -120,3 +121,15 @@ def test_needle_depth_spreads_over_the_haystack():
 def test_ordinals():
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+
+
+def test_keywords_are_drawn_by_weight_without_replacement():
+    draws, firsts, seconds = Draws(np.random.default_rng(3)), Counter(), Counter()
+    for _ in range(20_000):
+        picked = weighted_sample("abc", [1.0, 2.0, 5.0], 3, draws)
+        assert sorted(picked) == ["a", "b", "c"]
+        firsts[picked[0]] += 1
+        seconds[picked[1]] += picked[0] == "c"
+    assert all(abs(firsts[k] / 20_000 - w / 8) < 0.015 for k, w in zip("abc", [1, 2, 5]))
+    # After "c" is gone, "b" is twice as likely as "a".
+    assert abs(seconds["b"] / (seconds["a"] + seconds["b"]) - 2 / 3) < 0.02

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-
-_WORD_SPAN = re.compile(r"\S+")
+from instruct.text import post_words
 
 
 class CompletionTask(Task):
@@ -36,11 +33,12 @@ class CompletionTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        spans = [m.start() for m in _WORD_SPAN.finditer(text)]
-        split_word = draws.between(self.min_side, len(spans) - self.min_side)
-        # Cut on the original string so line breaks inside the post survive on either side.
-        beginning = text[: spans[split_word]].rstrip()
-        rest = text[spans[split_word]:].strip()
+        split_word = draws.between(self.min_side, post_words(text).count - self.min_side)
+        # Cut on the original string so line breaks inside the post survive on either side: what follows the
+        # first split_word words, as split() leaves it, is the post from the start of word split_word on.
+        rest = text.split(maxsplit=split_word)[split_word]
+        beginning = text[: len(text) - len(rest)].rstrip()
+        rest = rest.strip()
         instruction, template_id = self.render("default", draws, beginning=beginning)
         return self.row(thread, context, instruction=instruction, response=rest, template_id=template_id,
                         variant="default", split_point=split_word)

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from bisect import bisect
+from itertools import accumulate
+from typing import Sequence, TypeVar
+
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import content_words, has_content_words
+from instruct.text import post_words
+
+T = TypeVar("T")
+
+
+def weighted_sample(items: Sequence[T], weights: list[float], count: int, draws: Draws) -> list[T]:
+    """``count`` distinct items drawn one after another, each with chance proportional to its weight among
+    the items left (weights > 0; ``weights`` is used up). One uniform per item drawn: ~3 µs for a post's
+    keywords, against ~5 µs for one key per candidate and a sort (Efraimidis–Spirakis), numpy's choice(p=…)
+    ~30 µs."""
+    items = list(items)
+    picked = []
+    for _ in range(count):
+        cumulative = list(accumulate(weights))
+        # hi: the last item takes everything past the one before it, even u * total rounded up to total.
+        index = bisect(cumulative, draws.uniform() * cumulative[-1], 0, len(cumulative) - 1)
+        picked.append(items.pop(index))
+        weights.pop(index)
+    return picked
 
 
 class KeywordPostTask(Task):
@@ -34,22 +56,16 @@ class KeywordPostTask(Task):
         reason = post_decline_reason(thread, self.min_words)
         if reason:
             return reason
-        post = thread.anchor_post()
-        if not has_content_words(post.text):
+        if not post_words(thread.anchor_post().text).has_content_words():
             return "no content words"
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        candidates = content_words(text)
+        analysis = post_words(text)
+        candidates = analysis.content
         count = draws.between(1, min(self.max_keywords, len(candidates)))
-        # Weighted sampling without replacement (Efraimidis–Spirakis): each candidate gets the key
-        # u ** (1 / idf) and the largest keys win, in the order successive idf-weighted draws would pick
-        # them. One uniform per candidate instead of numpy's choice(p=…), which costs ~30 µs a call.
-        uniforms = draws.uniforms(len(candidates))
-        keys = [u ** (1.0 / context.stats.idf(word)) for u, word in zip(uniforms, candidates)]
-        picked = sorted(range(len(candidates)), key=keys.__getitem__, reverse=True)[:count]
-        keywords = [candidates[i] for i in picked]
+        keywords = weighted_sample(candidates, context.stats.idfs(analysis.content_lower), count, draws)
         instruction, template_id = self.render("default", draws, keywords=", ".join(keywords))
         return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
                         variant="default")

@@ -9,8 +9,6 @@ word.
 
 from __future__ import annotations
 
-import numpy as np
-
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
@@ -85,9 +83,7 @@ class TopicPostTask(Task):
         candidates = content_words(text)
         # Rarest first. Equally rare words (common in a small statistics sample) are shuffled first:
         # keeping post order among them would favour the post's opening words.
-        shuffled = draws.shuffled(candidates)
-        idf = np.array([stats.idf(word) for word in shuffled])
-        ranked = [shuffled[i] for i in np.argsort(-idf, kind="stable")]
+        ranked = sorted(draws.shuffled(candidates), key=stats.idf, reverse=True)  # stable: ties keep the shuffle
         count = draws.between(1, min(self.max_words, len(ranked)))
         topic = ranked[:count]
         if is_opening(text, topic):

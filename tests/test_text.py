@@ -1,0 +1,68 @@
+"""Word statistics: the token-by-token content-word reading and the shared post analysis give exactly what the
+plain reading of the whole text (the original definition) gives."""
+
+from __future__ import annotations
+
+import math
+
+from conftest import post_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instruct.text import (
+    _ALPHA_WORD,
+    _WORD,
+    NOT_PROSE,
+    STOPWORDS,
+    ClusterStats,
+    PostWords,
+    content_words,
+    has_content_words,
+    post_words,
+)
+
+
+def plain_content_words(text: str) -> list[str]:
+    """The definition: word tokens of the text without handles and links, letters only, 3+ characters, no
+    stopword, first spelling of each lowercased word, in order."""
+    seen: dict[str, str] = {}
+    for word in _WORD.findall(NOT_PROSE.sub(" ", text)):
+        if len(word) >= 3 and _ALPHA_WORD.fullmatch(word) and word.lower() not in STOPWORDS:
+            seen.setdefault(word.lower(), word)
+    return list(seen.values())
+
+
+# Generated posts plus tokens that sit on the edges of the patterns: apostrophes, underscores, numeric letters,
+# links and handles glued to punctuation.
+tricky = st.sampled_from(["www..", "awww..", "http://.", "(@bob)", "_abc", "abc_", "x''abc", "don't", "Don’t",
+                          "“quoted”", "…and", "a'b", "½abc", "abc²", "(awww.)", "foo-bar", "a/b/c", "end.Start",
+                          "<URL>.", "x@y.z", "http://a.b/c?d", "ÉCOLE", "école", "Ünïcode"])
+mixed_text = st.lists(st.one_of(post_text, tricky), min_size=1, max_size=8).map(" ".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=mixed_text)
+def test_content_words_follow_the_plain_definition(text):
+    expected = plain_content_words(text)
+    assert content_words(text) == expected
+    assert has_content_words(text) == bool(expected)
+    analysis = PostWords(text)
+    assert analysis.count == len(text.split())
+    assert analysis.content_lower == tuple(word.lower() for word in expected)
+
+
+def test_post_words_is_shared_and_bounded():
+    assert post_words("Transit parks climate") is post_words("Transit parks climate")
+    for i in range(1000):
+        post_words(f"post number {i}")
+    assert post_words.cache_info().currsize <= post_words.cache_info().maxsize
+
+
+@given(texts=st.lists(mixed_text, min_size=0, max_size=10), word=st.sampled_from(["transit", "Transit", "zzz"]))
+def test_idf_is_the_smoothed_formula(texts, word):
+    stats = ClusterStats.from_texts(texts)
+    documents = sum(1 for _ in texts)
+    frequency = sum(word.lower() in {w.lower() for w in plain_content_words(t)} for t in texts)
+    expected = math.log((1 + documents) / (1 + frequency)) + 1.0
+    assert math.isclose(stats.idf(word), expected)
+    assert stats.idfs([word.lower()]) == [stats.idf(word)]
