@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from instruct.text import ClusterStats, content_words
+from instruct.text import ClusterStats, PostWords
 
 # Bound on the term-sharing pairs expanded at once by `pair_similarity` (3 int64/float64 arrays each).
 _PAIRS_PER_BATCH = 1 << 21
@@ -19,28 +19,23 @@ _PAIRS_PER_BATCH = 1 << 21
 
 def terms(text: str) -> list[str]:
     """The distinct lowercased content words of a text, in order of first use."""
-    return list(dict.fromkeys(word.lower() for word in content_words(text)))
+    return list(PostWords(text).content_lower)
 
 
 def _weights(text_terms: list[str], stats: ClusterStats) -> list[float]:
-    idf = [stats.idf(term) for term in text_terms]
+    idf = stats.idfs(text_terms)
     norm = math.sqrt(math.fsum(w * w for w in idf))
     return [w / norm for w in idf]
 
 
-def tfidf_matrix(texts: list[str], stats: ClusterStats) -> np.ndarray:
-    """One unit row per text over the texts' own terms (a text without content words gets a zero row);
-    dense, for a handful of texts such as one conversation."""
-    per_text = [terms(text) for text in texts]
-    columns: dict[str, int] = {}
-    for text_terms in per_text:
-        for term in text_terms:
-            columns.setdefault(term, len(columns))
-    matrix = np.zeros((len(texts), len(columns)), dtype=np.float64)
-    for row, text_terms in enumerate(per_text):
-        for term, weight in zip(text_terms, _weights(text_terms, stats)):
-            matrix[row, columns[term]] = weight
-    return matrix
+def tfidf_vectors(texts: list[str], stats: ClusterStats) -> list[dict[str, float]]:
+    """One unit vector per text, as term → weight (empty for a text without content words); sparse, for a
+    handful of texts such as one conversation (plain dicts: ~4x cheaper than numpy arrays at that size)."""
+    vectors = []
+    for text in texts:
+        text_terms = terms(text)
+        vectors.append(dict(zip(text_terms, _weights(text_terms, stats))) if text_terms else {})
+    return vectors
 
 
 def pair_similarity(texts: list[str], stats: ClusterStats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

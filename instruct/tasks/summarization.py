@@ -12,13 +12,11 @@ repeats a picked line, is never picked.
 
 from __future__ import annotations
 
-import numpy as np
-
 from instruct.records import Message, Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import Slots
-from instruct.tfidf import tfidf_matrix
+from instruct.tfidf import tfidf_vectors
 
 
 def one_line(text: str) -> str:
@@ -97,16 +95,20 @@ class SummarizationTask(Task):
         messages, thread_ids = self.conversation(thread, context)
         labels: dict[str, str] = {}
         lines = [f"{labels.setdefault(m.user, f'User_{len(labels)}')}: {one_line(m.text)}" for m in messages]
-        vectors = tfidf_matrix([m.text for m in messages], context.stats)
-        centroid = vectors.mean(axis=0)
-        if not centroid.any():
+        vectors = tfidf_vectors([m.text for m in messages], context.stats)
+        centroid: dict[str, float] = {}  # the sum of the vectors: the mean's direction, which is all a ranking needs
+        for vector in vectors:
+            for term, weight in vector.items():
+                centroid[term] = centroid.get(term, 0.0) + weight
+        if not centroid:
             return "no content words in the conversation"
-        # Rows are unit vectors, so ranking by the dot product with the centroid ranks by cosine to it.
-        # A stable sort breaks ties by position: the earlier message wins.
-        centrality = vectors @ centroid
+        # Vectors are unit length, so ranking by the dot product with the centroid ranks by cosine to it.
+        # Rounded, so messages that tie (unrelated ones all score their own length, 1) tie exactly instead of
+        # by rounding noise, and the stable sort lets the earlier message win.
+        centrality = [round(sum(weight * centroid[term] for term, weight in vector.items()), 9) for vector in vectors]
         points = min(self.max_points, (len(messages) + 1) // 2)
         picked: list[int] = []
-        for i in np.argsort(-centrality, kind="stable").tolist():
+        for i in sorted(range(len(messages)), key=lambda i: -centrality[i]):
             # A message without content words says nothing to summarize, and a repeated one nothing new.
             if len(picked) == points or centrality[i] <= 0:
                 break
