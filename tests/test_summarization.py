@@ -156,3 +156,23 @@ def test_summarization_rows_on_the_real_sample(tmp_path, shared_sample):
         lines = set(row["instruction"].split("\n"))
         assert all(line in lines for line in row["output"].split("\n"))
         assert len(row["meta"]["thread_ids"]) >= 1
+
+
+@pytest.mark.parametrize("count", [3, 4, 5, 7])
+def test_unrelated_messages_tie_and_the_earliest_win(count):
+    # Messages that share no word are all equally central; the summary then takes the first ones, not
+    # whichever rounding noise favours.
+    texts = ["Trade talks stalled again over agricultural tariffs. Farmers on both sides are the ones paying for "
+             "the delay.",
+             "The river flooded the park trail again after just one night of rain.",
+             "The restored wetland upstream should help once it's finished next year.",
+             "Remember when they said high-speed rail was a fantasy? Construction crews are laying track this week 🚄",
+             "The city council finally approved the new bike lanes downtown. Took three years of meetings, but we "
+             "got there.",
+             "Museum reopens Saturday morning.", "Volcano erupted overnight."]
+    texts = texts[:count]
+    task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
+    row = task.build(thread_of(texts, [f"u{i}" for i in range(count)]), context(texts=texts),
+                     Draws(np.random.default_rng(0)))
+    lines, summary = transcript_and_summary(task, row)
+    assert summary == lines[: min(3, (count + 1) // 2)]
