@@ -86,15 +86,16 @@ class Haystack:
         count = len(texts)
         if len(set(users)) == count:
             self.labels = _first(_LABELS, count, _labels)
-            heads = _first(_LINE_HEADS, count, _line_heads)
+            pieces = [""] * (2 * count)
+            pieces[0::2] = _first(_LINE_HEADS, count, _line_heads)
+            pieces[1::2] = texts
         else:
-            rank = {user: index for index, user in enumerate(dict.fromkeys(users))}
-            self.labels = list(map(_LABELS.__getitem__, map(rank.__getitem__, users))) if len(rank) <= _TABLE_SIZE \
-                else [f"User_{rank[user]}" for user in users]
-            heads = list(map("{}{}: ".format, _first(_NUMBERS, count, _numbers), self.labels))
-        pieces = [""] * (2 * count)
-        pieces[0::2] = heads
-        pieces[1::2] = texts
+            distinct = dict.fromkeys(users)
+            self.labels = list(map(dict(zip(distinct, _first(_LABELS, len(distinct), _labels))).__getitem__, users))
+            pieces = [": "] * (4 * count)  # number, label, ": ", text for every line
+            pieces[0::4] = _first(_NUMBERS, count, _numbers)
+            pieces[1::4] = self.labels
+            pieces[3::4] = texts
         self.text = "".join(pieces)
 
     def __len__(self) -> int:
