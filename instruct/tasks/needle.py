@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from instruct.feed import MessageLog
 from instruct.records import Row, Thread
