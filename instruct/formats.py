@@ -41,11 +41,10 @@ def sharegpt(row: Row) -> dict:
 
 
 def blueprint(row: Row) -> list:
-    turns = [{"role": "system", "content": row.instruction}]
+    answer = {"role": "assistant", "content": orjson.dumps({"text": row.response}).decode()}
     if row.context:
-        turns.append({"role": "context", "content": row.context})
-    turns.append({"role": "assistant", "content": orjson.dumps({"text": row.response}).decode()})
-    return turns
+        return [{"role": "system", "content": row.instruction}, {"role": "context", "content": row.context}, answer]
+    return [{"role": "system", "content": row.instruction}, answer]
 
 
 FORMATS = {"messages": messages, "alpaca": alpaca, "sharegpt": sharegpt, "blueprint": blueprint}
@@ -68,6 +67,7 @@ class RecordEncoder:
         self.sidecar = name in SIDECAR_FORMATS
 
     def encode(self, row: Row) -> tuple[bytes, bytes | None]:
-        line = orjson.dumps(self._to_record(row)) + b"\n"
-        meta = orjson.dumps(row.meta) + b"\n" if self.sidecar else None
+        # orjson ends the line itself: a `+ b"\n"` copies the whole line again (~0.4 µs for a 3 KB needle row).
+        line = orjson.dumps(self._to_record(row), option=orjson.OPT_APPEND_NEWLINE)
+        meta = orjson.dumps(row.meta, option=orjson.OPT_APPEND_NEWLINE) if self.sidecar else None
         return line, meta

@@ -68,8 +68,15 @@ class Draws:
         return items[int(self.uniform() * len(items))]
 
     def uniforms(self, k: int) -> list[float]:
-        """k uniform floats in [0, 1)."""
-        return [self.uniform() for _ in range(k)]
+        """k uniform floats in [0, 1): the next k that `uniform` would give, taken from the block in one slice
+        when it holds enough."""
+        block = self._block
+        if not 0 < k <= len(block):
+            return [self.uniform() for _ in range(k)]
+        taken = block[-k:]
+        del block[-k:]
+        taken.reverse()  # `uniform` pops from the end
+        return taken
 
     def order(self, n: int) -> Iterator[int]:
         """range(n) in a uniformly random order, drawn lazily (Fisher–Yates): taking the first k costs k draws,

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import numpy as np
+import pytest
 from conftest import post_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,3 +134,12 @@ def test_keywords_are_drawn_by_weight_without_replacement():
     assert all(abs(firsts[k] / 20_000 - w / 8) < 0.015 for k, w in zip("abc", [1, 2, 5]))
     # After "c" is gone, "b" is twice as likely as "a".
     assert abs(seconds["b"] / (seconds["a"] + seconds["b"]) - 2 / 3) < 0.02
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 511, 512, 513, 1500])
+def test_draws_uniforms_are_the_next_k_uniforms(k):
+    sliced, one_by_one = Draws(np.random.default_rng(7)), Draws(np.random.default_rng(7))
+    for _ in range(3):
+        sliced.uniform(), one_by_one.uniform()
+        assert sliced.uniforms(k) == [one_by_one.uniform() for _ in range(k)]
+    assert sliced.uniform() == one_by_one.uniform()

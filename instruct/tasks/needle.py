@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from instruct.feed import MessageLog
 from instruct.records import Row, Thread
@@ -28,15 +28,33 @@ VARIANTS = ("nth_message", "who_wrote", "reply_after", "multi")
 _WORD_SPAN = re.compile(r"\S+")
 
 
+def _line_heads(count: int) -> list[str]:
+    """What comes before the text of each line when every author differs (``[1] User_0: ``,
+    ``\\n[2] User_1: `` …): each head carries the line break before it, so a haystack's text is one join over
+    heads and texts."""
+    return ["[1] User_0: "] + [f"\n[{number}] User_{number - 1}: " for number in range(2, count + 1)]
+
+
 def _numbers(count: int) -> list[str]:
-    """The line numbers ``[1] ``, ``\\n[2] `` …: each carries the line break before it, so a haystack's text is
-    one join over its pieces, with no line concatenated first."""
+    """The line numbers ``[1] ``, ``\\n[2] `` …, with the line break before them as in `_line_heads`."""
     return ["[1] "] + [f"\n[{number}] " for number in range(2, count + 1)]
 
 
-# Made once (longer haystacks make their own).
-_NUMBERS = _numbers(256)
-_LABELS = [f"User_{index}" for index in range(256)]
+def _labels(count: int) -> list[str]:
+    return [f"User_{index}" for index in range(count)]
+
+
+# Made once for the usual sizes (longer haystacks make their own).
+_TABLE_SIZE = 256
+_LINE_HEADS = _line_heads(_TABLE_SIZE)
+_NUMBERS = _numbers(_TABLE_SIZE)
+_LABELS = _labels(_TABLE_SIZE)
+
+
+def _first(table: list[str], count: int, make) -> list[str]:
+    """The first ``count`` items of a precomputed table, or all of them made afresh if the table is shorter."""
+    return table[:count] if count <= len(table) else make(count)
+
 
 _SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
 
@@ -55,23 +73,31 @@ class Haystack:
         thread_ids: every thread with a message in the haystack, oldest first.
     """
 
+    __slots__ = ("texts", "thread_ids", "labels", "text")
+
     def __init__(self, users: list[str], texts: list[str], thread_ids: list[str]):
         self.texts = texts
         self.thread_ids = thread_ids
         # Users are numbered in order of first appearance. This runs for every needle row, so it is all C-level
-        # iteration, and the text is one join over its pieces laid out by slice assignment: 30 lines take
-        # ~1.6 µs so, against ~3.8 µs as a comprehension of "[i] " + label + ": " + text lines and ~3.3 µs as
-        # a join over a chain of the pieces.
-        distinct = dict.fromkeys(users)
-        labels = _LABELS if len(distinct) <= len(_LABELS) else [f"User_{index}" for index in range(len(distinct))]
-        if len(distinct) == len(users):  # every author differs: most feeds, BluePrint's ids are per thread
-            self.labels = labels[: len(users)]
+        # iteration, and the text is one join over its pieces laid out by slice assignment. When every author
+        # differs the labels and whole line heads ("\\n[2] User_1: ") are slices of tables: 30 lines of the
+        # bench corpus (all authors differ) take ~3.0 µs so, against ~3.6 µs with a label lookup for every line
+        # and a join over number, label, ": " and text pieces. (A set would tell that every author differs
+        # ~0.5 µs sooner, but real feeds often repeat an author, and then it is a pass more.)
+        count = len(texts)
+        first_seen = dict.fromkeys(users)
+        if len(first_seen) == count:
+            self.labels = _first(_LABELS, count, _labels)
+            pieces = [""] * (2 * count)
+            pieces[0::2] = _first(_LINE_HEADS, count, _line_heads)
+            pieces[1::2] = texts
         else:
-            self.labels = list(map(dict(zip(distinct, labels)).__getitem__, users))
-        pieces = [": "] * (4 * len(texts))  # number, label, ": ", text for every line
-        pieces[0::4] = _NUMBERS[: len(texts)] if len(texts) <= len(_NUMBERS) else _numbers(len(texts))
-        pieces[1::4] = self.labels
-        pieces[3::4] = texts
+            labels = _first(_LABELS, len(first_seen), _labels)
+            self.labels = list(map(dict(zip(first_seen, labels)).__getitem__, users))
+            pieces = [": "] * (4 * count)  # number, label, ": ", text for every line
+            pieces[0::4] = _first(_NUMBERS, count, _numbers)
+            pieces[1::4] = self.labels
+            pieces[3::4] = texts
         self.text = "".join(pieces)
 
     def __len__(self) -> int:
@@ -144,7 +170,10 @@ class NeedleTask(Task):
             return Haystack(own_users[len(own_users) - kept:], own_texts[len(own_texts) - kept:], own_ids[:kept])
         log = context.feed.log(context.split) if context.feed is not None else MessageLog.of(context.earlier())
         start = log.start_within(spare_messages, spare_chars)
-        return Haystack(log.users[start:] + own_users, log.texts[start:] + own_texts, log.threads_from(start) + own_ids)
+        users, texts = log.users[start:], log.texts[start:]
+        users += own_users
+        texts += own_texts
+        return Haystack(users, texts, log.threads_from(start) + own_ids)
 
     def _newest_within_budget(self, texts: list[str]) -> int:
         """How many of the newest texts fit both budgets (for a thread too long for a haystack alone)."""
@@ -171,29 +200,29 @@ class NeedleTask(Task):
         values, response, positions = built
         instruction, template_id = self.render(variant, draws, haystack=haystack.text, **values)
         return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
-                        variant=variant, thread_ids=haystack.thread_ids,
-                        needle_depths=haystack.depths(positions))
+                        variant=variant, thread_ids=haystack.thread_ids, needle_depths=haystack.depths(positions))
 
     # One method per variant: (template values, response, needle positions) or a decline reason.
 
     @staticmethod
-    def _answerable(haystack: Haystack, candidates: Sequence[int], draws: Draws) -> Iterator[int]:
-        """The candidate positions whose text is unique in the haystack, in a random order. Checked lazily:
-        the first k of them are a uniform draw of k answerable positions, so a question needs a few
-        uniqueness scans of the haystack, not one per message."""
-        for index in draws.order(len(candidates)):
-            if haystack.unique(haystack.texts[candidates[index]]):
-                yield candidates[index]
+    def _answerable(haystack: Haystack, draws: Draws, first: int = 0, single_line: bool = False) -> Iterator[int]:
+        """The positions from ``first`` on whose text is unique in the haystack (and has no line break, if
+        ``single_line``), in a random order. Checked lazily: the first k of them are a uniform draw of k
+        answerable positions, so a question needs a few uniqueness scans of the haystack, not one per message."""
+        texts = haystack.texts
+        for offset in draws.order(len(texts) - first):
+            text = texts[first + offset]
+            if not (single_line and "\n" in text) and haystack.unique(text):
+                yield first + offset
 
     def _nth_message(self, haystack: Haystack, draws: Draws):
-        position = next(self._answerable(haystack, range(len(haystack)), draws), None)
+        position = next(self._answerable(haystack, draws), None)
         if position is None:
             return "no message text is unique in the haystack"
         return {"ordinal": ordinal(position + 1)}, haystack.texts[position], [position]
 
     def _multi(self, haystack: Haystack, draws: Draws):
-        single_line = [p for p, text in enumerate(haystack.texts) if "\n" not in text]
-        picked = sorted(itertools.islice(self._answerable(haystack, single_line, draws), self.needles))
+        picked = sorted(itertools.islice(self._answerable(haystack, draws, single_line=True), self.needles))
         if len(picked) < 2:
             return "fewer than two single-line unique messages"
         response = "\n".join([haystack.texts[p] for p in picked])
@@ -226,9 +255,10 @@ class NeedleTask(Task):
         return "no unique snippet found"
 
     def _reply_after(self, haystack: Haystack, draws: Draws):
-        for position in itertools.islice(self._answerable(haystack, range(1, len(haystack)), draws), 6):
+        for position in itertools.islice(self._answerable(haystack, draws, first=1), 6):
             snippet = self._snippet(haystack, position - 1, draws)
             if snippet:
                 values = {"user": haystack.labels[position], "snippet": f'"{snippet}"'}
                 return values, haystack.texts[position], [position]
         return "no unique message with a unique snippet before it"
+
