@@ -204,17 +204,15 @@ def read_chunks(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[t
     if cluster.compressed:  # one shard per .gz file: a forward pass, no seeks
         lines, current = _gz_lines(cluster.path), 0  # current: the number of the next line ``lines`` gives
         for chunk, numbers in _by_chunk(line_numbers, end):
-            picked = []
-            for wanted in numbers:
-                next(islice(lines, wanted - current, wanted - current), None)  # skip the lines not asked for
-                line = next(lines, None)
-                if line is None:  # the stream ended early (a truncated .gz)
-                    break
-                picked.append(line)
-                current = wanted + 1
+            if numbers[-1] - numbers[0] + 1 == len(numbers):  # a run of consecutive lines, e.g. a whole chunk
+                next(islice(lines, numbers[0] - current, numbers[0] - current), None)  # skip to its first
+                picked = list(islice(lines, len(numbers)))
+            else:
+                picked = _iterator_picked(lines, current, numbers)
             yield chunk, numbers[:len(picked)], picked
-            if len(picked) < len(numbers):
+            if len(picked) < len(numbers):  # the stream ended early (a truncated .gz)
                 return
+            current = numbers[-1] + 1
         return
     with open(cluster.path, "rb") as stream:
         for chunk, numbers in _by_chunk(line_numbers, end):
@@ -250,6 +248,19 @@ def _picked(chunk: int, numbers: Sequence[int], chunk_lines: list[bytes]) -> tup
         return chunk, numbers, [chunk_lines[n - base] for n in numbers]
     available = [n for n in numbers if n - base < len(chunk_lines)]
     return chunk, available, [chunk_lines[n - base] for n in available]
+
+
+def _iterator_picked(lines: Iterator[bytes], current: int, numbers: Sequence[int]) -> list[bytes]:
+    """The asked-for lines from an iterator of lines whose next line is number ``current``, fewer when it ends."""
+    picked = []
+    for wanted in numbers:
+        next(islice(lines, wanted - current, wanted - current), None)  # skip the lines not asked for
+        line = next(lines, None)
+        if line is None:
+            break
+        picked.append(line)
+        current = wanted + 1
+    return picked
 
 
 def _readline_picked(stream, chunk: int, numbers: Sequence[int]) -> list[bytes]:
