@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator, Sequence
 
 from instruct.errors import InstructError
 
@@ -19,6 +21,11 @@ from instruct.errors import InstructError
 # cluster is cut into shards or spread over workers.
 CHUNK_LINES = 1024
 _BLOCK = 1 << 20
+# A chunk is read whole when at least _DENSE of its lines are asked for and it is at most _MAX_CHUNK_READ bytes
+# (lines of ~16 kB on average); else line by line, so memory stays bounded by the lines kept. Below ~1/8 of a
+# chunk the two cost the same (~0.3 µs a line of the file, benchmark corpus), from there up one read is faster.
+_DENSE = CHUNK_LINES // 8
+_MAX_CHUNK_READ = 16 << 20
 _GZIP_ERRORS = (EOFError, zlib.error, OSError)
 
 
@@ -82,12 +89,16 @@ def _blocks(path: Path) -> Iterator[bytes]:
 
 
 def _gz_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a .gz file without their line endings, up to the first unreadable byte: a line cut by
+    a truncation is not given (the scan counted it, and the worker rejects it as unreadable)."""
     pending = b""
-    for block in _decompressed_blocks(path):
-        lines = (pending + block).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line + b"\n"
+    try:
+        for block in _decompressed_blocks(path):
+            lines = (pending + block).split(b"\n")
+            pending = lines.pop()
+            yield from lines
+    except _GZIP_ERRORS:
+        return
     if pending:
         yield pending
 
@@ -175,39 +186,90 @@ def scan(path: Path) -> ClusterFile:
     return ClusterFile(path, cluster_key(path), digest.hexdigest(), size, lines, offsets, truncated)
 
 
-def read_lines(cluster: ClusterFile, line_numbers: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, raw_bytes)`` for ascending 0-based line numbers, seeking by chunk offsets so
-    lines that are not asked for are skipped without being parsed (and, far apart, without being read)."""
+def read_lines(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[tuple[int, bytes]]:
+    """``(line_number, raw_bytes)`` for ascending 0-based line numbers: ``read_chunks`` line by line."""
+    for _, numbers, raws in read_chunks(cluster, line_numbers):
+        yield from zip(numbers, raws)
+
+
+def read_chunks(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[tuple[int, list[int], list[bytes]]]:
+    """For ascending 0-based line numbers: ``(chunk index, its asked-for line numbers, their bytes)`` for each
+    chunk that has any, lines without their line ending. Lines the file cannot give again (a truncated .gz)
+    are not given. The line numbers must be strictly ascending.
+
+    A chunk of a plain file with many lines asked for is read with one ``read`` and one ``split``: ~0.50 → ~0.33
+    µs a line (benchmark corpus, every line asked for), against a ``readline`` per line. Lines that are not
+    asked for are never parsed, and chunks without any are never read (a plain file seeks past them)."""
+    end = bisect_left(line_numbers, cluster.lines)
     if cluster.compressed:  # one shard per .gz file: a forward pass, no seeks
-        wanted_lines = iter(line_numbers)
-        wanted = next(wanted_lines, None)
-        try:
-            for number, raw in enumerate(_gz_lines(cluster.path)):
-                if wanted is None or number >= cluster.lines:
-                    return
-                if number == wanted:
-                    yield number, raw
-                    wanted = next(wanted_lines, None)
-        except _GZIP_ERRORS:
-            return  # lines the scan counted but cannot be read again are rejected by the worker
+        lines, current = _gz_lines(cluster.path), 0  # current: the number of the next line ``lines`` gives
+        for chunk, numbers in _by_chunk(line_numbers, end):
+            if numbers[-1] - numbers[0] + 1 == len(numbers):  # a run of consecutive lines, e.g. a whole chunk
+                next(islice(lines, numbers[0] - current, numbers[0] - current), None)  # skip to its first
+                picked = list(islice(lines, len(numbers)))
+            else:
+                picked = _iterator_picked(lines, current, numbers)
+            yield chunk, numbers[:len(picked)], picked
+            if len(picked) < len(numbers):  # the stream ended early (a truncated .gz)
+                return
+            current = numbers[-1] + 1
         return
     with open(cluster.path, "rb") as stream:
-        readline, lines = stream.readline, cluster.lines
-        current = 0  # the line the stream is positioned at
-        try:
-            for wanted in line_numbers:
-                if wanted >= lines:
-                    return
-                if wanted != current:  # skipped for the common case, the very next line
-                    chunk = wanted // CHUNK_LINES
-                    if (wanted - current > CHUNK_LINES // 4 and chunk < len(cluster.offsets)
-                            and chunk * CHUNK_LINES > current):
-                        stream.seek(cluster.offsets[chunk])
-                        current = chunk * CHUNK_LINES
-                    while current < wanted:
-                        readline()
-                        current += 1
-                current += 1
-                yield wanted, readline()
-        except _GZIP_ERRORS:
-            return  # the scan recorded the truncation as a reject
+        for chunk, numbers in _by_chunk(line_numbers, end):
+            start = cluster.offsets[chunk]
+            stop = cluster.offsets[chunk + 1] if chunk + 1 < len(cluster.offsets) else cluster.size
+            stream.seek(start)
+            if len(numbers) < _DENSE or stop - start > _MAX_CHUNK_READ:
+                yield chunk, numbers, _readline_picked(stream, chunk, numbers)
+                continue
+            picked = _picked(chunk, numbers, stream.read(stop - start).split(b"\n"))
+            yield picked
+            if len(picked[1]) < len(numbers):  # the file is shorter than when it was scanned
+                return
+
+
+def _by_chunk(line_numbers: Sequence[int], end: int) -> Iterator[tuple[int, Sequence[int]]]:
+    """The first ``end`` of the ascending line numbers, grouped by chunk: ``(chunk index, its numbers)``."""
+    index = 0
+    while index < end:
+        chunk = line_numbers[index] // CHUNK_LINES
+        stop = bisect_left(line_numbers, (chunk + 1) * CHUNK_LINES, index, end)
+        yield chunk, line_numbers[index:stop]
+        index = stop
+
+
+def _picked(chunk: int, numbers: Sequence[int], chunk_lines: list[bytes]) -> tuple[int, Sequence[int], list[bytes]]:
+    """The asked-for lines of a chunk, from its lines read so far (fewer than asked for when the file ended)."""
+    base = chunk * CHUNK_LINES
+    first, last = numbers[0] - base, numbers[-1] - base
+    if last < len(chunk_lines):
+        if last - first + 1 == len(numbers):  # a run of consecutive lines, e.g. a whole chunk: one slice
+            return chunk, numbers, chunk_lines[first:last + 1]
+        return chunk, numbers, [chunk_lines[n - base] for n in numbers]
+    available = [n for n in numbers if n - base < len(chunk_lines)]
+    return chunk, available, [chunk_lines[n - base] for n in available]
+
+
+def _iterator_picked(lines: Iterator[bytes], current: int, numbers: Sequence[int]) -> list[bytes]:
+    """The asked-for lines from an iterator of lines whose next line is number ``current``, fewer when it ends."""
+    picked = []
+    for wanted in numbers:
+        next(islice(lines, wanted - current, wanted - current), None)  # skip the lines not asked for
+        line = next(lines, None)
+        if line is None:
+            break
+        picked.append(line)
+        current = wanted + 1
+    return picked
+
+
+def _readline_picked(stream, chunk: int, numbers: Sequence[int]) -> list[bytes]:
+    """The asked-for lines of a chunk, line by line from its start, holding one line at a time (a line past
+    the end of the file is b"")."""
+    picked, current = [], chunk * CHUNK_LINES
+    for wanted in numbers:
+        for _ in range(wanted - current):
+            stream.readline()
+        picked.append(stream.readline().rstrip(b"\n"))
+        current = wanted + 1
+    return picked

@@ -97,21 +97,23 @@ class Feed:
     """
 
     def __init__(self, lookback: int):
-        self._window: deque[tuple[Thread, str, int] | None] = deque()
+        self._window: deque[tuple[Thread, str, MessageLog, int] | None] = deque()  # (…, its log, messages logged)
         self._size = max(lookback, 1)
         self._logs: dict[str, MessageLog] = {}
 
     def append(self, item: tuple[Thread, str] | None) -> None:
         """The next line read: a thread and its split, or None for a rejected line."""
-        if len(self._window) == self._size:
-            leaving = self._window.popleft()
+        window = self._window
+        if len(window) == self._size:
+            leaving = window.popleft()
             if leaving is not None:
-                self._logs[leaving[1]].drop(leaving[2])
+                leaving[2].drop(leaving[3])
         if item is None:
-            self._window.append(None)
+            window.append(None)
             return
         thread, split = item
-        self._window.append((thread, split, self.log(split).add(thread)))
+        log = self._logs.get(split) or self.log(split)
+        window.append((thread, split, log, log.add(thread)))
 
     def earlier(self, split: str) -> list[Thread]:
         """The threads of the split in the window, oldest first."""

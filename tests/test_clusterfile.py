@@ -8,7 +8,8 @@ import random
 import orjson
 import pytest
 
-from instruct.clusterfile import CHUNK_LINES, discover, read_lines, scan
+from instruct import clusterfile
+from instruct.clusterfile import CHUNK_LINES, discover, read_chunks, read_lines, scan
 from instruct.errors import InstructError
 
 
@@ -56,3 +57,27 @@ def test_truncated_gzip_is_recorded_not_fatal(tmp_path):
     cluster = scan(path)
     assert cluster.truncated and "gzip" in cluster.truncated
     assert 0 < cluster.lines < 2000
+
+
+@pytest.mark.parametrize("name", ["cluster_0.jsonl", "cluster_0.jsonl.gz"])
+@pytest.mark.parametrize("huge", [False, True])
+def test_chunks_give_the_asked_lines_skipping_whole_chunks(tmp_path, monkeypatch, name, huge):
+    if huge:  # every chunk counts as too large for one read: the line-by-line path
+        monkeypatch.setattr(clusterfile, "_MAX_CHUNK_READ", 0)
+    path = tmp_path / name
+    lines = write_lines(path, 5 * CHUNK_LINES + 3, newline_at_end=False)
+    cluster = scan(path)
+    wanted = [0, 5, 6, 7, *range(2 * CHUNK_LINES, 3 * CHUNK_LINES), 4 * CHUNK_LINES + 9, len(lines) - 1]
+    chunks = list(read_chunks(cluster, wanted))
+    assert [chunk for chunk, _, _ in chunks] == [0, 2, 4, 5]
+    assert [(n, raw) for _, numbers, raws in chunks for n, raw in zip(numbers, raws)] == [(n, lines[n]) for n in wanted]
+
+
+def test_a_truncated_gzip_gives_the_lines_before_the_cut(tmp_path):
+    path = tmp_path / "cluster_0.jsonl.gz"
+    lines = write_lines(path, 3000)
+    path.write_bytes(path.read_bytes()[:-200])
+    cluster = scan(path)
+    got = list(read_lines(cluster, range(cluster.lines)))
+    assert 0 < len(got) < cluster.lines
+    assert got == [(n, lines[n]) for n in range(len(got))]

@@ -89,3 +89,36 @@ def test_block_copy_fails_when_parts_are_short():
     data = [b"{}\n"] * 4
     with pytest.raises(RuntimeError, match="fewer rows"):
         _mix_blocks(io.BytesIO(), io.BytesIO(), hashlib.sha256(), iter(data), None, 6, [2], itertools.repeat((b"d\n", None)))
+
+
+_RELEASED_ACTIONS = ("like", "unlike", "repost", "unrepost", "follow", "unfollow", "block", "unblock", "post_update",
+                     "post_delete", "quote", "post", "reply")
+
+
+def test_remembered_actions_objects_are_checked_as_strictly_as_new_ones():
+    """The fast path remembers `actions` objects by their JSON text: a flag of 1, 1.0 or 0 instead of true or
+    false, another key order or an unknown key must still give the careful path's answer, also after the
+    well-formed look-alike was seen (and remembered) first."""
+    rng = random.Random(7)
+    for _ in range(3000):
+        keys = list(_RELEASED_ACTIONS)
+        if rng.random() < 0.2:
+            rng.shuffle(keys)
+        flags = {key: rng.random() < 0.1 for key in keys}
+        variants = [flags]
+        for wrong in (1, 0, 1.0, 0.0, None, "true", [True]):
+            key = rng.choice(keys)
+            variants.append({**flags, key: wrong})
+        variants.append({**flags, "teleport": False})
+        for actions in variants * 2:  # the second time round, the well-formed ones are remembered
+            item = {"user_id": "u", "relative_integer_time": 3, "text": rng.choice(["hi", None, " "]), "actions": actions}
+            assert repr(_outcome(_parse_message, item, 1)) == repr(_outcome(_check_message, item, 1)), item
+
+
+def test_an_actions_value_nested_deeper_than_orjson_writes_is_rejected_not_raised():
+    nested = True
+    for _ in range(300):
+        nested = [nested]
+    item = {"user_id": "u", "text": "hi", "actions": {"like": nested}}
+    assert _outcome(_parse_message, item, 0) == _outcome(_check_message, item, 0)
+    assert "must be true or false" in _outcome(_parse_message, item, 0)

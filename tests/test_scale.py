@@ -4,7 +4,8 @@
 - cutting a cluster into shards changes no row, look-back across shard boundaries included;
 - adding a cluster file changes no other cluster's rows;
 - a file larger than the sample is never materialized: only the kept lines are parsed;
-- progress=false turns the bar off.
+- progress=false turns the bar off;
+- a run leaves the garbage collector's thresholds as it found them.
 
 The corpus is generated here from the bundled sample: sample threads with their words shuffled by a seeded
 generator, fresh ids, and a few bad lines so rejects are compared too.
@@ -12,6 +13,7 @@ generator, fresh ids, and a few bad lines so rejects are compared too.
 
 from __future__ import annotations
 
+import gc
 import random
 import tracemalloc
 from pathlib import Path
@@ -159,3 +161,10 @@ def test_progress_bar_follows_the_progress_key(tmp_path, monkeypatch, progress, 
     assert len(bars) == 1
     assert bars[0]["disable"] is disabled
     assert bars[0]["total"] == 300
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """Shards run with a higher gen-0 threshold (fewer collections); it is set back when a shard ends."""
+    before = gc.get_threshold()
+    _run(tmp_path, write_cluster(tmp_path / "small", 0, 300).parent, "workers=1")
+    assert gc.get_threshold() == before
