@@ -6,11 +6,12 @@ import re
 from collections import Counter
 
 import numpy as np
+import pytest
 from conftest import post_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct.records import Message, Thread
+from instruct.records import Message, Thread, row_meta
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.completion import CompletionTask
@@ -133,3 +134,23 @@ def test_keywords_are_drawn_by_weight_without_replacement():
     assert all(abs(firsts[k] / 20_000 - w / 8) < 0.015 for k, w in zip("abc", [1, 2, 5]))
     # After "c" is gone, "b" is twice as likely as "a".
     assert abs(seconds["b"] / (seconds["a"] + seconds["b"]) - 2 / 3) < 0.02
+
+
+def test_weighted_sample_takes_every_item_at_most_once():
+    draws = Draws(np.random.default_rng(5))
+    for count in range(5):
+        picked = weighted_sample("abcd", [9.0, 1.0, 1.0, 1.0], count, draws)
+        assert len(picked) == len(set(picked)) == count
+    with pytest.raises(ValueError):
+        weighted_sample("ab", [1.0, 1.0], 3, draws)
+
+
+@pytest.mark.parametrize("extra", [{}, {"thread_ids": ["t0", "t1"], "needle_depths": [0.5], "split_point": 4}])
+def test_row_lineage_is_row_meta(extra):
+    task = CompletionTask().bind("completion", TEMPLATES)
+    ctx = context(split="validation")
+    row = task.row(thread_of("a post"), ctx, instruction="i", response="r", template_id="t", variant="v", **extra)
+    expected = row_meta(task="completion", variant="v", template_id="t", cluster="cluster_0", thread_id="t1",
+                        line=1, split="validation", source="blueprint", **extra)
+    assert list(row.meta.items()) == list(expected.items())  # same keys, same order, same values
+    assert row.meta is not task.row(thread_of("a post"), ctx, instruction="i", response="r", template_id="t").meta
