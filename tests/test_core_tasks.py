@@ -11,7 +11,7 @@ from conftest import post_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct.records import Message, Thread
+from instruct.records import Message, Thread, row_meta
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.completion import CompletionTask
@@ -143,3 +143,23 @@ def test_draws_uniforms_are_the_next_k_uniforms(k):
         sliced.uniform(), one_by_one.uniform()
         assert sliced.uniforms(k) == [one_by_one.uniform() for _ in range(k)]
     assert sliced.uniform() == one_by_one.uniform()
+
+
+def test_weighted_sample_takes_every_item_at_most_once():
+    draws = Draws(np.random.default_rng(5))
+    for count in range(5):
+        picked = weighted_sample("abcd", [9.0, 1.0, 1.0, 1.0], count, draws)
+        assert len(picked) == len(set(picked)) == count
+    with pytest.raises(ValueError):
+        weighted_sample("ab", [1.0, 1.0], 3, draws)
+
+
+@pytest.mark.parametrize("extra", [{}, {"thread_ids": ["t0", "t1"], "needle_depths": [0.5], "split_point": 4}])
+def test_row_lineage_is_row_meta(extra):
+    task = CompletionTask().bind("completion", TEMPLATES)
+    ctx = context(split="validation")
+    row = task.row(thread_of("a post"), ctx, instruction="i", response="r", template_id="t", variant="v", **extra)
+    expected = row_meta(task="completion", variant="v", template_id="t", cluster="cluster_0", thread_id="t1",
+                        line=1, split="validation", source="blueprint", **extra)
+    assert list(row.meta.items()) == list(expected.items())  # same keys, same order, same values
+    assert row.meta is not task.row(thread_of("a post"), ctx, instruction="i", response="r", template_id="t").meta

@@ -9,6 +9,7 @@ from conftest import post_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from instruct import text
 from instruct.text import (
     _ALPHA_WORD,
     _WORD,
@@ -66,3 +67,12 @@ def test_idf_is_the_smoothed_formula(texts, word):
     expected = math.log((1 + documents) / (1 + frequency)) + 1.0
     assert math.isclose(stats.idf(word), expected)
     assert stats.idfs([word.lower()]) == [stats.idf(word)]
+
+
+def test_token_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(text, "_TOKEN_CACHE", 50)
+    text._TOKEN_CONTENT_WORDS.clear()
+    for i in range(500):
+        assert content_words(f"Zebra{i} quagga{chr(97 + i % 26)}x") == ["quagga" + chr(97 + i % 26) + "x"]
+    assert len(text._TOKEN_CONTENT_WORDS) <= 50
+    text._TOKEN_CONTENT_WORDS.clear()

@@ -15,7 +15,7 @@ from instruct.feed import Feed
 from instruct.records import Row, Thread, row_meta
 from instruct.seeding import Draws
 from instruct.templates import Slots, Template, TemplateSet
-from instruct.text import ClusterStats, post_words
+from instruct.text import ClusterStats, PostWords, post_words
 
 
 @dataclass(slots=True)
@@ -45,14 +45,23 @@ class TaskContext:
     feed: Feed | None = None
 
 
-def post_decline_reason(thread: Thread, min_words: int) -> str | None:
-    """Why a post-writing task cannot use a thread: it has no text message, or its post is too short."""
+def anchor_post_words(thread: Thread, min_words: int) -> PostWords | str:
+    """The words of the post a post-writing task writes from (the thread's anchor post), or why such a task
+    cannot use the thread: it has no text message, or its post is too short. (One call for a task that checks
+    the words further: ~0.25 µs less per thread than looking the post up again after post_decline_reason.)"""
     post = thread.anchor_post()
     if post is None:
         return "no text message"
-    if post_words(post.text).count < min_words:
+    analysis = post_words(post.text)
+    if analysis.count < min_words:
         return f"post shorter than {min_words} words"
-    return None
+    return analysis
+
+
+def post_decline_reason(thread: Thread, min_words: int) -> str | None:
+    """Why a post-writing task cannot use a thread: it has no text message, or its post is too short."""
+    analysis = anchor_post_words(thread, min_words)
+    return analysis if isinstance(analysis, str) else None
 
 
 class Task(ABC):
@@ -76,11 +85,13 @@ class Task(ABC):
         self.weight = float(weight)
         self.name = self.template_file
         self._templates: dict[str, list[Template]] = {}
+        self._meta = row_meta(task=self.name, cluster="", split="", source="blueprint")
 
     def bind(self, name: str, templates: TemplateSet) -> "Task":
         """Name the task after its config key and load (and lint) its templates."""
         self.name = name
         self._templates = templates.variants(self.template_file, self.slots)
+        self._meta = row_meta(task=name, cluster="", split="", source="blueprint")  # what ``row`` fills in
         return self
 
     def describe(self) -> dict:
@@ -108,10 +119,17 @@ class Task(ABC):
     def row(self, thread: Thread, context: TaskContext, *, instruction: str, response: str, template_id: str,
             variant: str | None = None, thread_ids: list[str] | None = None,
             needle_depths: list[float] | None = None, split_point: int | None = None) -> Row:
-        # Every lineage key spelled out rather than passed on as **meta: ~0.3 µs less per row.
-        return Row(
-            self.name, instruction, response,  # positional: ~0.15 µs less than by keyword, on every row
-            meta=row_meta(task=self.name, variant=variant, template_id=template_id, cluster=context.cluster,
-                          thread_id=thread.id, thread_ids=thread_ids, line=thread.line, split=context.split,
-                          source="blueprint", needle_depths=needle_depths, split_point=split_point),
-        )
+        """A row of this task from ``thread``, with the lineage ``row_meta`` gives it."""
+        # A copy of this task's meta with the row's own keys set: the same dict as row_meta(...) makes (keys
+        # in its order), ~0.25 instead of ~0.45 µs a row, as the keyword call is what costs.
+        meta = self._meta.copy()
+        meta["variant"] = variant
+        meta["template_id"] = template_id
+        meta["cluster"] = context.cluster
+        meta["thread_id"] = thread.id
+        meta["thread_ids"] = thread_ids if thread_ids is not None else ([thread.id] if thread.id else [])
+        meta["line"] = thread.line
+        meta["split"] = context.split
+        meta["needle_depths"] = needle_depths or []
+        meta["split_point"] = split_point
+        return Row(self.name, instruction, response, "", meta)  # positional: ~0.1 µs less than by keyword

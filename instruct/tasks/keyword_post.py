@@ -8,27 +8,32 @@ from typing import Sequence, TypeVar
 
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
-from instruct.tasks.base import Task, TaskContext, post_decline_reason
+from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
 from instruct.text import post_words
 
 T = TypeVar("T")
 
 
-def weighted_sample(items: Sequence[T], weights: list[float], count: int, draws: Draws) -> list[T]:
-    """``count`` distinct items drawn one after another, each with chance proportional to its weight among
-    the items left (weights > 0; ``weights`` is used up). One uniform per item drawn: ~3 µs for a post's
-    keywords, against ~5 µs for one key per candidate and a sort (Efraimidis–Spirakis), numpy's choice(p=…)
-    ~30 µs."""
-    items = list(items)
-    picked = []
-    for _ in range(count):
-        cumulative = list(accumulate(weights))
+def weighted_sample(items: Sequence[T], weights: Sequence[float], count: int, draws: Draws) -> list[T]:
+    """``count`` distinct items (``count <= len(items)``) drawn one after another, each with chance proportional
+    to its weight among the items left (weights > 0).
+
+    Every draw is made from the weights of all items, and one that lands on an item already picked is drawn
+    again: given that it lands elsewhere, each item left is hit in proportion to its weight, so this is the
+    same distribution as removing picked items, without summing the weights again after each pick. ~1.0 µs
+    for a post's keywords against ~1.9 µs re-summing per pick (numpy's choice(p=…) ~30 µs). Redraws stay few
+    for keyword weights: idfs differ by a factor of at most 1 + log(documents), ~9 for 2000 posts.
+    """
+    if not 0 <= count <= len(items):
+        raise ValueError(f"cannot draw {count} distinct items from {len(items)}")
+    cumulative = list(accumulate(weights))
+    total, last = cumulative[-1] if cumulative else 0.0, len(cumulative) - 1
+    picked: dict[int, None] = {}  # a dict, not a set: the picks in the order drawn
+    while len(picked) < count:
         # hi: the last item takes everything past the one before it, even u * total rounded up to total.
-        index = bisect(cumulative, draws.uniform() * cumulative[-1], 0, len(cumulative) - 1)
-        picked.append(items.pop(index))
-        weights.pop(index)
-    return picked
+        picked[bisect(cumulative, draws.uniform() * total, 0, last)] = None
+    return [items[index] for index in picked]
 
 
 class KeywordPostTask(Task):
@@ -53,12 +58,10 @@ class KeywordPostTask(Task):
         self.min_words = min_words
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
-        reason = post_decline_reason(thread, self.min_words)
-        if reason:
-            return reason
-        if not post_words(thread.anchor_post().text).has_content_words():
-            return "no content words"
-        return None
+        analysis = anchor_post_words(thread, self.min_words)
+        if isinstance(analysis, str):
+            return analysis
+        return None if analysis.has_content_words() else "no content words"
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
-from instruct.tasks.base import Task, TaskContext, post_decline_reason
+from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
 from instruct.text import (
     NOT_PROSE,
     ClusterStats,
-    content_words,
     hashtags,
     join_words,
+    post_words,
     words,
 )
 
@@ -61,16 +61,16 @@ class TopicPostTask(Task):
         return tags if tags and not is_opening(text, tags) else None
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
-        reason = post_decline_reason(thread, self.min_words)
-        if reason:
-            return reason
-        post = thread.anchor_post()
-        if self._hashtag_topic(post.text):
+        analysis = anchor_post_words(thread, self.min_words)
+        if isinstance(analysis, str):
+            return analysis
+        text = thread.anchor_post().text
+        if self._hashtag_topic(text):
             return None
-        candidates = content_words(post.text)
+        candidates = analysis.content
         if not candidates:
             return "no hashtag or content word"
-        first = prose_words(post.text)[0]
+        first = prose_words(text)[0]
         if all(word.lower() == first for word in candidates):
             return "only topic word is the post's first word"
         return None
@@ -80,7 +80,7 @@ class TopicPostTask(Task):
         tags = self._hashtag_topic(text)
         if tags:
             return tags
-        candidates = content_words(text)
+        candidates = post_words(text).content
         # Rarest first. Equally rare words (common in a small statistics sample) are shuffled first:
         # keeping post order among them would favour the post's opening words.
         ranked = sorted(draws.shuffled(candidates), key=stats.idf, reverse=True)  # stable: ties keep the shuffle
