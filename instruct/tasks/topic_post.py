@@ -70,8 +70,9 @@ class TopicPostTask(Task):
         candidates = analysis.content
         if not candidates:
             return "no hashtag or content word"
-        first = prose_words(text)[0]
-        if all(word.lower() == first for word in candidates):
+        # Content words are distinct (by lowercase), so only a single one can be all the post's first word;
+        # the post's words are read only then (~3 µs of regex work saved for most posts).
+        if len(candidates) == 1 and candidates[0].lower() == prose_words(text)[0]:
             return "only topic word is the post's first word"
         return None
 
