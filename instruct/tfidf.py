@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from instruct.text import ClusterStats, PostWords
+from instruct.text import ClusterStats, post_words
 
 # Bound on the term-sharing pairs expanded at once by `pair_similarity` (3 int64/float64 arrays each).
 _PAIRS_PER_BATCH = 1 << 21
@@ -19,7 +19,7 @@ _PAIRS_PER_BATCH = 1 << 21
 
 def terms(text: str) -> list[str]:
     """The distinct lowercased content words of a text, in order of first use."""
-    return list(PostWords(text).content_lower)
+    return list(post_words(text).content_lower)
 
 
 def _weights(text_terms: list[str], stats: ClusterStats) -> list[float]:
