@@ -178,11 +178,12 @@ class ClusterStats:
     _idf: "_IdfTable" = field(init=False, repr=False, compare=False)  # word → idf, filled on first lookup
 
     def __post_init__(self) -> None:
-        self._idf = _IdfTable(self)
+        self._idf = _IdfTable(self.doc_freq, self.documents)
 
     def add(self, text: str) -> None:
-        self._idf.clear()  # every idf changes with the document count
         self.documents += 1
+        self._idf.clear()  # every idf changes with the document count
+        self._idf.documents = self.documents
         # Not through the post_words cache: a statistics sample would only push out the posts being offered.
         # (Counted from the keys view: a dict itself would be taken for word -> count.)
         self.doc_freq.update(_content_words(text.split()).keys())
@@ -195,9 +196,6 @@ class ClusterStats:
         """``idf`` of each of already lowercased words (a table lookup each, no method call per word)."""
         return list(map(self._idf.__getitem__, lowered))
 
-    def _compute_idf(self, lower: str) -> float:
-        return math.log((1 + self.documents) / (1 + self.doc_freq.get(lower, 0))) + 1.0
-
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> "ClusterStats":
         stats = cls()
@@ -207,16 +205,19 @@ class ClusterStats:
 
 
 class _IdfTable(dict):
-    """Lowercased word → idf of one ``ClusterStats``, computed on the first lookup of each word."""
+    """Lowercased word → smoothed idf for the given document frequencies, computed on the first lookup of
+    each word. It holds the counts, not the ``ClusterStats``: the two form no reference cycle, which would keep
+    a shard's statistics alive until a rare full garbage collection."""
 
-    __slots__ = ("_stats",)
+    __slots__ = ("doc_freq", "documents")
 
-    def __init__(self, stats: ClusterStats):
+    def __init__(self, doc_freq: Counter, documents: int):
         super().__init__()
-        self._stats = stats
+        self.doc_freq = doc_freq
+        self.documents = documents
 
     def __missing__(self, lower: str) -> float:
-        value = self._stats._compute_idf(lower)
+        value = math.log((1 + self.documents) / (1 + self.doc_freq.get(lower, 0))) + 1.0
         if len(self) < _IDF_CACHE:
             self[lower] = value
         return value
