@@ -112,7 +112,7 @@ class Feed:
             window.append(None)
             return
         thread, split = item
-        log = self._logs.get(split) or self.log(split)
+        log = self.log(split)
         window.append((thread, split, log, log.add(thread)))
 
     def earlier(self, split: str) -> list[Thread]:

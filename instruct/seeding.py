@@ -54,29 +54,14 @@ class Draws:
             self._block = self._rng.random(self._BLOCK).tolist()
         return self._block.pop()
 
-    def below(self, n: int) -> int:
-        """A uniform integer in [0, n); n >= 1. (The bias of scaling a 53-bit float is below 1e-13 for any
-        n this program asks for.)"""
-        return int(self.uniform() * n)
-
     def between(self, low: int, high: int) -> int:
-        """A uniform integer in [low, high]; low <= high."""
+        """A uniform integer in [low, high]; low <= high. (The bias of scaling a 53-bit float is below 1e-13
+        for any range this program asks for.)"""
         return low + int(self.uniform() * (high - low + 1))
 
     def pick(self, items: Sequence[T]) -> T:
         """One item of a non-empty sequence, uniformly."""
         return items[int(self.uniform() * len(items))]
-
-    def uniforms(self, k: int) -> list[float]:
-        """k uniform floats in [0, 1): the next k that `uniform` would give, taken from the block in one slice
-        when it holds enough."""
-        block = self._block
-        if not 0 < k <= len(block):
-            return [self.uniform() for _ in range(k)]
-        taken = block[-k:]
-        del block[-k:]
-        taken.reverse()  # `uniform` pops from the end
-        return taken
 
     def order(self, n: int) -> Iterator[int]:
         """range(n) in a uniformly random order, drawn lazily (Fisher–Yates): taking the first k costs k draws,

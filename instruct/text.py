@@ -47,11 +47,6 @@ def content_words(text: str) -> list[str]:
     return list(post_words(text).content)
 
 
-def has_content_words(text: str) -> bool:
-    """Whether ``content_words(text)`` is non-empty."""
-    return post_words(text).has_content_words()
-
-
 class PostWords:
     """The words of one post as the post tasks ask for them: computed once, then shared by every task that
     declines or builds from the same post (see ``post_words``).

@@ -136,15 +136,6 @@ def test_keywords_are_drawn_by_weight_without_replacement():
     assert abs(seconds["b"] / (seconds["a"] + seconds["b"]) - 2 / 3) < 0.02
 
 
-@pytest.mark.parametrize("k", [0, 1, 3, 511, 512, 513, 1500])
-def test_draws_uniforms_are_the_next_k_uniforms(k):
-    sliced, one_by_one = Draws(np.random.default_rng(7)), Draws(np.random.default_rng(7))
-    for _ in range(3):
-        sliced.uniform(), one_by_one.uniform()
-        assert sliced.uniforms(k) == [one_by_one.uniform() for _ in range(k)]
-    assert sliced.uniform() == one_by_one.uniform()
-
-
 def test_weighted_sample_takes_every_item_at_most_once():
     draws = Draws(np.random.default_rng(5))
     for count in range(5):

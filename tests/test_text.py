@@ -18,7 +18,6 @@ from instruct.text import (
     ClusterStats,
     PostWords,
     content_words,
-    has_content_words,
     post_words,
 )
 
@@ -46,8 +45,8 @@ mixed_text = st.lists(st.one_of(post_text, tricky), min_size=1, max_size=8).map(
 def test_content_words_follow_the_plain_definition(text):
     expected = plain_content_words(text)
     assert content_words(text) == expected
-    assert has_content_words(text) == bool(expected)
     analysis = PostWords(text)
+    assert analysis.has_content_words() == bool(expected)
     assert analysis.count == len(text.split())
     assert analysis.content_lower == tuple(word.lower() for word in expected)
 

@@ -165,24 +165,18 @@ class NeedleTask(Task):
         own_texts = [message.text for message in thread.messages if message.text]
         own_ids = [thread.id] if own_texts else []
         spare_messages, spare_chars = self.max_messages - len(own_texts), self.max_chars - sum(map(len, own_texts))
-        if spare_messages < 0 or spare_chars < 0:
-            kept = self._newest_within_budget(own_texts)
-            return Haystack(own_users[len(own_users) - kept:], own_texts[len(own_texts) - kept:], own_ids[:kept])
-        log = context.feed.log(context.split) if context.feed is not None else MessageLog.of(context.earlier())
+        if spare_messages < 0 or spare_chars < 0:  # the thread alone is over budget: its newest messages only
+            spare_messages, spare_chars = self.max_messages, self.max_chars
+            log, own_users, own_texts, own_ids = MessageLog.of([thread]), [], [], []
+        elif context.feed is not None:
+            log = context.feed.log(context.split)
+        else:
+            log = MessageLog.of(context.earlier())
         start = log.start_within(spare_messages, spare_chars)
         users, texts = log.users[start:], log.texts[start:]
         users += own_users
         texts += own_texts
         return Haystack(users, texts, log.threads_from(start) + own_ids)
-
-    def _newest_within_budget(self, texts: list[str]) -> int:
-        """How many of the newest texts fit both budgets (for a thread too long for a haystack alone)."""
-        kept, chars = 0, 0
-        for text in reversed(texts):
-            if kept == self.max_messages or chars + len(text) > self.max_chars:
-                break
-            kept, chars = kept + 1, chars + len(text)
-        return kept
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if thread.anchor_post() is None:
