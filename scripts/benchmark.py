@@ -19,6 +19,11 @@ after fork counted once.
 The I/O floor is the least any tool must do with the same files: read every line, parse it with orjson,
 serialize it again with orjson and write it, in one process. Our throughput is reported as a share of it, per
 worker.
+
+The output floor of the timed run (`preset=paper`, 25 x 10 k, workers=2) is the least any tool must do to
+write what that run wrote: in two processes, parse every input line with orjson and write and sha256 the
+run's output files, whose rows are taken ready-made. With the start-up, it tells how much of the time target
+is left for building the rows.
 """
 
 from __future__ import annotations
@@ -98,6 +103,30 @@ with open(out_path, "wb") as out:
 print(threads, time.perf_counter() - started)
 """
 
+# The output floor: per cluster, parse every input line, then write and hash the rows the measured run wrote
+# for it (read back whole: building them is what the floor leaves out). A fork pool, like ours.
+OUTPUT_FLOOR = r"""
+import hashlib, json, multiprocessing, sys
+import orjson
+
+def cluster(job):
+    source, outputs, scratch = job
+    with open(source, "rb") as handle:
+        for line in handle:
+            orjson.loads(line)
+    for output in outputs:
+        with open(output, "rb") as handle:
+            rows = handle.read()
+        with open(scratch, "wb") as out:
+            out.write(rows)
+        hashlib.sha256(rows).hexdigest()
+
+if __name__ == "__main__":
+    workers, jobs = int(sys.argv[1]), json.loads(sys.argv[2])
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.map(cluster, jobs)
+"""
+
 
 # --- the corpus ---------------------------------------------------------------------------------------------
 
@@ -174,7 +203,9 @@ def _wrapped(command: list[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_pipeline(work: Path, corpus: str, folder: Path, config: list[str], label: str, workers: int) -> Measure:
+def run_pipeline(work: Path, corpus: str, folder: Path, config: list[str], label: str, workers: int,
+                 inspect=None) -> Measure:
+    """Run and measure ``python run.py``; ``inspect(run_dir)`` looks at the run's folder before it is deleted."""
     runs = work / "runs"
     command = [sys.executable, "run.py", f"source.path={folder}", f"dolly.path={SAMPLE / 'dolly.jsonl'}",
                f"output_root={runs}", f"run_name={corpus}", "progress=false", f"workers={workers}", *config]
@@ -183,6 +214,8 @@ def run_pipeline(work: Path, corpus: str, folder: Path, config: list[str], label
     if not manifests:
         raise SystemExit(f"no manifest.json under {runs / corpus}")
     manifest = orjson.loads(manifests[-1].read_bytes())
+    if inspect is not None:
+        inspect(manifests[-1].parent)
     shutil.rmtree(runs / corpus)  # the outputs of a 500 k-thread run are large; only the figures are kept
     counts = manifest["counts"]
     return Measure(corpus, label, workers, counts["threads_used"], counts["rows"], figures["seconds"],
@@ -203,6 +236,20 @@ def run_floor(work: Path, corpus: str, files: list[Path]) -> Measure:
     out.unlink(missing_ok=True)
     return Measure(corpus, "I/O floor (orjson read+parse+dump)", 1, threads, threads, figures["seconds"],
                    figures["maxrss_kib"] / 1024, figures["tree_peak_kib"] / 1024)
+
+
+def run_output_floor(work: Path, files: list[Path], run_dir: Path, workers: int) -> float:
+    """Seconds the output floor of ``run_dir`` takes with ``workers`` processes (see the module docstring)."""
+    scratch = work / "floor-out"
+    scratch.mkdir(exist_ok=True)
+    jobs = [[str(path), sorted(str(p) for p in run_dir.glob(f"*/{path.stem}.*jsonl")), str(scratch / path.name)]
+            for path in files]
+    result = subprocess.run([sys.executable, "-c", WRAPPER, sys.executable, "-c", OUTPUT_FLOOR, str(workers),
+                             json.dumps(jobs)], capture_output=True, text=True, cwd=ROOT)
+    shutil.rmtree(scratch)
+    if result.returncode:
+        raise SystemExit(f"output floor failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
 # --- the report ---------------------------------------------------------------------------------------------
@@ -257,6 +304,17 @@ def _verdicts(measures: list[Measure], floors: dict[str, Measure], small: str, l
     return lines
 
 
+def _budget(paper: Measure, floor_seconds: float, startup_seconds: float) -> str:
+    """What the time target leaves for building rows, once the output floor and the start-up are paid."""
+    def per_thread(seconds: float) -> float:  # CPU µs per thread with both cores busy
+        return max(seconds - floor_seconds - startup_seconds, 0) * 2 / paper.threads * 1e6
+
+    return (f"      budget: writing the {paper.corpus} preset=paper rows (output floor, 2 processes) takes "
+            f"{floor_seconds:.2f} s and start-up {startup_seconds:.2f} s, which leaves "
+            f"{per_thread(TARGET_SECONDS):.1f} µs of CPU per thread for building rows within {TARGET_SECONDS:.2f} s; "
+            f"this run spent {per_thread(paper.seconds):.1f} µs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "bench", help="corpus and run folder (git-ignored)")
@@ -280,6 +338,7 @@ def main() -> None:
         (f"tasks={mix} cap=null", [f"tasks={mix}", "source.max_chains_per_cluster=null"]) for mix in mixes]
     floors: dict[str, Measure] = {}
     measures: list[Measure] = []
+    output_floor: list[float] = []
     load_before = os.getloadavg()[0]
     for corpus, (folder, files) in corpora.items():
         print(f"{corpus}: I/O floor …", file=sys.stderr)
@@ -288,7 +347,11 @@ def main() -> None:
         for label, overrides in configs:
             for count in workers:
                 print(f"{corpus}: {label}, workers={count} …", file=sys.stderr)
-                measures.append(run_pipeline(args.work, corpus, folder, overrides, label, count))
+                inspect = None
+                if corpus == "25x10k" and label == "preset=paper" and count == 2:  # the run the time target is for
+                    def inspect(run_dir, files=files):
+                        output_floor.append(run_output_floor(args.work, files, run_dir, workers=2))
+                measures.append(run_pipeline(args.work, corpus, folder, overrides, label, count, inspect))
 
     print()
     print(f"instruct benchmark — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
@@ -304,6 +367,9 @@ def main() -> None:
     per_file = {name: threads for name, (_, threads) in zip(corpora, shapes)}
     for line in _verdicts(measures, floors, small, large, per_file):
         print(line)
+    paper = next((m for m in measures if m.corpus == small and m.config == "preset=paper" and m.workers == 2), None)
+    if paper and output_floor:
+        print(_budget(paper, output_floor[0], startup.seconds))
 
 
 if __name__ == "__main__":
