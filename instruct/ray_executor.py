@@ -297,7 +297,7 @@ class RayExecutor:
                 return
             shard = shards[position]
             key, index, counts, where, seconds = self._result(
-                value, f"shard {shard.index} of {shard.cluster.path}", f"finish the run with resume={parts_dir.parent}")
+                value, f"shard {shard.index} of {shard.cluster.path}", f"finish the run with resume={parts_dir.parent} executor=ray")
             log.info("%s shard %d: %d threads on node %s in %.1f s", key, index, len(shard.lines), where, seconds)
             on_done(key, index, counts)
 
