@@ -201,8 +201,9 @@ class RayExecutor:
 
         check = self.ray.remote(_check_node)
         inputs = [(str(path), path.stat().st_size) for path in self.inputs]
-        refs = [check.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-                .remote(inputs, str(probe) if probe else None) for node in self._nodes()]
+        pinned = [NodeAffinitySchedulingStrategy(node["NodeID"], soft=False) for node in self._nodes()]
+        refs = [check.options(num_cpus=0, scheduling_strategy=strategy).remote(inputs, str(probe) if probe else None)
+                for strategy in pinned]
         try:
             reports = self.ray.get(refs, timeout=_CHECK_TIMEOUT_SECONDS)
         except self.ray.exceptions.GetTimeoutError:
@@ -236,14 +237,19 @@ class RayExecutor:
         ray = self.ray
         pending: dict = {}
         waiting = list(enumerate(calls))[::-1]
-        while waiting or pending:
-            while waiting and len(pending) < self.workers:
-                position, call = waiting.pop()
-                pending[call()] = position
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)
-            on_result(None, None)
-            for ref in done:
-                on_result(pending.pop(ref), ref)
+        try:
+            while waiting or pending:
+                while waiting and len(pending) < self.workers:
+                    position, call = waiting.pop()
+                    pending[call()] = position
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)
+                on_result(None, None)
+                for ref in done:
+                    on_result(pending.pop(ref), ref)
+        except BaseException:  # a failed run leaves no task behind on a cluster that outlives it
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
 
     def map(self, function, items: list) -> list:
         remote = self.ray.remote(function).options(num_cpus=self.num_cpus, max_retries=self.max_retries)
@@ -296,15 +302,18 @@ class RayExecutor:
             if position is None:
                 return
             shard = shards[position]
-            key, index, counts, where, seconds = self._result(
-                value, f"shard {shard.index} of {shard.cluster.path}", f"finish the run with resume={parts_dir.parent} executor=ray")
+            resume = f"finish the run with resume={parts_dir.parent} executor=ray"
+            key, index, counts, where, seconds = self._result(value, f"shard {shard.index} of {shard.cluster.path}",
+                                                              resume)
             log.info("%s shard %d: %d threads on node %s in %.1f s", key, index, len(shard.lines), where, seconds)
             on_done(key, index, counts)
 
-        self._in_flight([lambda shard=shard, shard_id=shard_id: task.remote(shard, [setup_ref], progress, shard_id)
-                         for shard, shard_id in zip(shards, ids)], finished)
-        bar.update(ray.get(progress.total.remote()) - bar.n)
-        ray.kill(progress)
+        try:
+            self._in_flight([lambda shard=shard, shard_id=shard_id: task.remote(shard, [setup_ref], progress, shard_id)
+                             for shard, shard_id in zip(shards, ids)], finished)
+            bar.update(ray.get(progress.total.remote()) - bar.n)
+        finally:
+            ray.kill(progress)
 
 
 def _first_line(exc: BaseException) -> str:

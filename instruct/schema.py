@@ -98,7 +98,7 @@ class ExecutorConfig:
     """Where shards run (choose with executor=…); ``workers`` says how many run at once on either."""
 
     name: str = "local"                              # local (a fork pool on this machine) | ray (a Ray cluster)
-    address: str = "auto"                            # ray: a running cluster (auto, ray://host:10001, host:6379) or local
+    address: str = "auto"                            # ray: auto, ray://head:10001, head:6379, or local (start one)
     num_cpus: float = 1.0                            # ray: CPUs reserved per shard task
     max_retries: int = 3                             # ray: times a shard whose worker or node died is run again
 
@@ -213,7 +213,7 @@ def check(cfg: DictConfig) -> None:
 
 def _check_executor(executor: DictConfig) -> None:
     if executor.name not in EXECUTORS:
-        raise InstructError(f"executor.name={executor.name!r} is unknown; choose one of {list(EXECUTORS)} (executor=ray)")
+        raise InstructError(f"executor.name={executor.name!r} is unknown; choose one of {list(EXECUTORS)}")
     if executor.name == "local":  # the Ray keys would be ignored: say so rather than run on one machine silently
         defaults = ExecutorConfig()
         for key in ("address", "num_cpus", "max_retries"):
