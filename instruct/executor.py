@@ -60,8 +60,9 @@ class Executor:
     def __enter__(self) -> "Executor":
         global _SETUP, _PROGRESS
         if self.workers > 1 and _ray_is_running_here():
-            # Ray's driver threads (gRPC) hold locks a forked child would inherit held: start the workers from
-            # a clean forkserver instead, and hand them the setup by pickle.
+            # A fork copies only the forking thread: a lock one of Ray's driver threads (gRPC) holds at that
+            # moment stays held in the child for good. Start the workers from a clean forkserver instead, and
+            # hand them the setup by pickle.
             context = mp.get_context("forkserver")
             _PROGRESS = context.Value("q", 0)
             shipped = dataclasses.replace(self.setup, progress=_no_progress, responder=None)
