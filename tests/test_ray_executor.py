@@ -21,7 +21,8 @@ from test_scale import SAMPLE, write_cluster
 import instruct.pipeline
 from instruct.errors import InstructError
 from instruct.pipeline import generate
-from instruct.ray_executor import KILL_MARKER_ENV
+from instruct.ray_executor import KILL_MARKER_ENV, RayExecutor
+from instruct.worker import Setup
 
 SHARDING = ("source.shard_lines=2048",)  # two chunks per shard, so a kill after the first is mid-shard
 
@@ -149,3 +150,12 @@ def test_a_local_pool_beside_a_ray_connection_writes_the_same_bytes(tmp_path, ki
     assert ray.is_initialized()
     run_dir = run_pipeline(tmp_path, *_overrides(corpus, "paper", 0.1), "workers=2")
     _same_run(run_dir, local_runs("paper", 0.1))
+
+
+def test_a_run_folder_the_workers_do_not_see_fails_with_the_folder_named(tmp_path, kill_marker, corpus):
+    """What a driver-local output_root looks like from a node: the driver's probe file is not there."""
+    cfg = compose_config("progress=false", *_overrides(corpus, "paper", 0.0), "executor=ray")
+    setup = Setup(seed=1, tasks=[], encoder=None, validation_fraction=0.0, parts_dir=tmp_path / "run" / "parts")
+    executor = RayExecutor(setup, 2, cfg.executor, sorted(corpus.glob("*.jsonl")))
+    with executor, pytest.raises(InstructError, match=r"node \S+ .*cannot see the run folder .*storage every node sees"):
+        executor._check_nodes(tmp_path / "run" / "parts" / ".visible-never-written")
