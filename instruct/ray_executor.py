@@ -170,9 +170,9 @@ class RayExecutor:
                 else:
                     ray.init(address=self.address, logging_level=logging.WARNING)
             except ConnectionError as exc:
-                raise InstructError(f"executor.address={self.address}: no Ray cluster there ({exc}); start one "
-                                    f"with `ray start --head`, or use executor.address=local for one in this "
-                                    f"process") from None
+                raise InstructError(f"executor.address={self.address}: cannot connect to a Ray cluster ({exc}); "
+                                    f"start one with `ray start --head`, or use executor.address=local for one in "
+                                    f"this process") from None
             self.started_ray = True
         try:
             self._check_nodes(probe=None)
