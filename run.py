@@ -35,7 +35,7 @@ def run_info() -> RunInfo:
 
 def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """The config an unfinished run was started with, read from its folder; of this command's config only
-    what changes how it executes (workers, progress) is taken, so a resume writes the same bytes."""
+    what changes how it executes (workers, executor, progress) is taken, so a resume writes the same bytes."""
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise InstructError(f"cannot resume {run_dir}: no .hydra/config.yaml (not a run folder, or killed before "
@@ -47,7 +47,7 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     except (OmegaConfBaseException, yaml.YAMLError) as exc:
         raise InstructError(f"cannot resume {run_dir}: its .hydra/config.yaml does not fit this version: "
                             f"{str(exc).splitlines()[0]}") from None
-    started_with.workers, started_with.progress = cfg.workers, cfg.progress
+    started_with.workers, started_with.executor, started_with.progress = cfg.workers, cfg.executor, cfg.progress
     return started_with
 
 

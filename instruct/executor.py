@@ -1,10 +1,13 @@
 """Where shards run: in this process (workers=1) or in a fork pool, with a progress bar fed by a shared
-counter. A shard never knows which; the data files are the same either way."""
+counter (executor=local), or as Ray tasks (executor=ray, instruct/ray_executor.py). A shard never knows
+which; the data files are the same either way."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import queue
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,6 +23,21 @@ _PROGRESS = None             # a shared counter of threads done, for the progres
 def _count_progress(n: int) -> None:
     with _PROGRESS.get_lock():
         _PROGRESS.value += n
+
+
+def _no_progress(n: int) -> None:
+    pass
+
+
+def _adopt(setup: Setup, progress) -> None:
+    """A pool worker's start (forkserver only; a forked one inherits both)."""
+    global _SETUP, _PROGRESS
+    _SETUP, _PROGRESS = setup, progress
+
+
+def _ray_is_running_here() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def _run_in_worker(shard: Shard, parts_dir: Path) -> tuple[str, int, Counts]:
@@ -41,7 +59,15 @@ class Executor:
 
     def __enter__(self) -> "Executor":
         global _SETUP, _PROGRESS
-        if self.workers > 1:
+        if self.workers > 1 and _ray_is_running_here():
+            # A fork copies only the forking thread: a lock one of Ray's driver threads (gRPC) holds at that
+            # moment stays held in the child for good. Start the workers from a clean forkserver instead, and
+            # hand them the setup by pickle.
+            context = mp.get_context("forkserver")
+            _PROGRESS = context.Value("q", 0)
+            shipped = dataclasses.replace(self.setup, progress=_no_progress, responder=None)
+            self.pool = context.Pool(self.workers, initializer=_adopt, initargs=(shipped, _PROGRESS))
+        elif self.workers > 1:
             context = mp.get_context("fork")
             _SETUP, _PROGRESS = self.setup, context.Value("q", 0)
             self.pool = context.Pool(self.workers)
@@ -78,3 +104,13 @@ class Executor:
                 raise result
             on_done(*result)
         bar.update(_PROGRESS.value - bar.n)
+
+
+def make_executor(cfg, setup: Setup, inputs: list[Path]):
+    """The executor ``cfg.executor`` names, for ``cfg.workers`` shards at once; Ray is imported only for
+    executor=ray. ``inputs`` are the cluster files, which a Ray executor checks every node can read."""
+    if cfg.executor.name == "ray":
+        from instruct.ray_executor import RayExecutor
+
+        return RayExecutor(setup, cfg.workers, cfg.executor, inputs)
+    return Executor(setup, cfg.workers)

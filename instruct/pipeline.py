@@ -26,7 +26,7 @@ from instruct.clusterfile import ClusterFile, discover, scan
 from instruct.counts import Counts
 from instruct.dolly import DollySource
 from instruct.errors import InstructError
-from instruct.executor import Executor
+from instruct.executor import Executor, make_executor
 from instruct.formats import RecordEncoder
 from instruct.manifest import build_manifest
 from instruct.plan import Shard, plan_shards, select_lines
@@ -94,7 +94,7 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
     setup.deferred_tasks = setup.responder.tasks if setup.responder else frozenset()
     for task in tasks:
         task.llm_answers = task.name in setup.deferred_tasks
-    with Executor(setup, cfg.workers) as executor:
+    with make_executor(cfg, setup, files) as executor:
         clusters = executor.map(scan, files)
         identity = {
             "config": versioned_config(cfg),

@@ -94,6 +94,19 @@ class ResponderConfig:
 
 
 @dataclass
+class ExecutorConfig:
+    """Where shards run (choose with executor=…); ``workers`` says how many run at once on either."""
+
+    name: str = "local"                              # local (a fork pool on this machine) | ray (a Ray cluster)
+    address: str = "auto"                            # ray: auto, ray://head:10001, head:6379, or local (start one)
+    num_cpus: float = 1.0                            # ray: CPUs reserved per shard task
+    max_retries: int = 3                             # ray: times a shard whose worker or node died is run again
+
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
 class InstructConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     dolly: DollyConfig = field(default_factory=DollyConfig)
@@ -103,6 +116,7 @@ class InstructConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     seed: int = 42
     workers: int = 1
     progress: bool = True
@@ -122,7 +136,7 @@ def register() -> None:
 
 
 # Keys that change how a run is executed but not one byte of what it writes.
-EXECUTION_KEYS = ("workers", "progress", "resume", "run_name", "output_root")
+EXECUTION_KEYS = ("workers", "executor", "progress", "resume", "run_name", "output_root")
 # Responder keys that change how answers are fetched, not what they are (the cache makes reruns equal).
 RESPONDER_EXECUTION_KEYS = ("api_key_env", "concurrency", "retries", "backoff_seconds", "timeout_seconds",
                             "preflight_timeout_seconds", "max_requests", "cache_dir", "results", "batch_run")
@@ -177,6 +191,7 @@ def check(cfg: DictConfig) -> None:
         raise InstructError("source.max_chains_per_cluster must be >= 1, or null for all threads")
     if cfg.workers < 1:
         raise InstructError(f"workers={cfg.workers} must be >= 1")
+    _check_executor(cfg.executor)
     if cfg.source.shard_lines < 1:
         raise InstructError("source.shard_lines must be >= 1")
     if cfg.source.stats_threads < 0:
@@ -194,3 +209,19 @@ def check(cfg: DictConfig) -> None:
     if sum(float(task.get("weight", 1.0)) for task in cfg.tasks.values()) <= 0:
         raise InstructError("every task weight is zero: set at least one tasks.<name>.weight > 0")
 
+
+
+def _check_executor(executor: DictConfig) -> None:
+    if executor.name not in EXECUTORS:
+        raise InstructError(f"executor.name={executor.name!r} is unknown; choose one of {list(EXECUTORS)}")
+    if executor.name == "local":  # the Ray keys would be ignored: say so rather than run on one machine silently
+        defaults = ExecutorConfig()
+        for key in ("address", "num_cpus", "max_retries"):
+            if executor[key] != getattr(defaults, key):
+                raise InstructError(f"executor.{key} applies to executor=ray only (this run has executor=local)")
+    if not executor.address:
+        raise InstructError("executor.address must be auto, local, or a cluster address such as ray://head:10001")
+    if not executor.num_cpus > 0:
+        raise InstructError(f"executor.num_cpus={executor.num_cpus} must be > 0")
+    if executor.max_retries < 0:
+        raise InstructError(f"executor.max_retries={executor.max_retries} must be >= 0")

@@ -5,6 +5,7 @@ Not part of the test run. One invocation builds (or reuses) the corpus and print
     python scripts/benchmark.py                     # tasks=paper (and tasks=all when conf/tasks/all.yaml exists)
     python scripts/benchmark.py --tasks paper,all   # choose the task mixes measured without a cap
     python scripts/benchmark.py --quick             # a smaller corpus, to try the script itself
+    python scripts/benchmark.py --ray               # only the executor=ray section (see ray_section)
 
 The corpus is made from the bundled sample (data/sample): every thread is a sample thread with its words
 shuffled, fresh user ids and a fresh thread id, drawn by a seeded generator, so the corpus is the same bytes
@@ -34,8 +35,11 @@ import json
 import os
 import random
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,6 +319,99 @@ def _budget(paper: Measure, floor_seconds: float, startup_seconds: float) -> str
             f"this run spent {per_thread(paper.seconds):.1f} µs")
 
 
+# --- executor=ray --------------------------------------------------------------------------------------------
+
+def _data_digest(run_dir: Path) -> str:
+    """One sha256 over the run's data files and rejects, to show executor=ray wrote the local pool's bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(run_dir.glob("*/*.jsonl")) + [run_dir / "rejects.jsonl"]:
+        digest.update(path.relative_to(run_dir).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class _RayHead:
+    """A Ray head node of 2 CPUs for the section, started with ``ray start --head --block`` and stopped by
+    signalling that one process (it stops what it started). Token authentication is off for it: the runs
+    connect from this machine only, for the few minutes the section lasts."""
+
+    def __init__(self, work: Path):
+        self.log = work / "ray-head.log"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.temp_dir = Path(f"/tmp/instruct-bench-ray-{os.getpid()}")  # short: Ray's socket paths are limited
+
+    def __enter__(self) -> str:
+        os.environ["RAY_AUTH_MODE"] = "disabled"  # the runs below inherit it
+        started = time.perf_counter()
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                                             "--num-cpus=2", f"--port={self.port}", "--include-dashboard=false",
+                                             "--disable-usage-stats", f"--temp-dir={self.temp_dir}"],
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        while "will now block" not in self.log.read_text():
+            if self.process.poll() is not None:
+                raise SystemExit(f"ray start failed:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        self.seconds = time.perf_counter() - started
+        return f"127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def ray_section(work: Path, corpora: dict, address: str | None) -> None:
+    """executor=ray with 1 and 2 workers against the local pool, tasks=all uncapped, on each corpus.
+
+    By default the runs connect to a 2-CPU Ray head started once for the section (what executor.address=auto
+    does on a cluster); ``workers`` caps the shard tasks in flight. With ``address=local`` every run starts its
+    own cluster instead, and its wall time includes that start. Each line's data bytes are compared with the
+    local pool's.
+    """
+    overrides = ["tasks=all", "source.max_chains_per_cluster=null"]
+    head = _RayHead(work) if address is None else None
+    address = head.__enter__() if head else address
+    try:
+        on_ray = ["executor=ray", f"executor.address={address}"]
+        tiny = build_corpus(work / "corpus" / "startup", 1, 10)[0].parent
+        startup = {name: run_pipeline(work, "startup", tiny, extra, name, 1).seconds
+                   for name, extra in (("local", []), ("ray", on_ray))}
+        measures: dict[tuple, Measure] = {}
+        load_before = os.getloadavg()[0]
+        for corpus, (folder, _) in corpora.items():
+            for count in (1, 2):
+                digests = []
+                for name, extra in (("local", []), ("ray", on_ray)):
+                    print(f"{corpus}: tasks=all cap=null, executor={name}, workers={count} …", file=sys.stderr)
+                    measures[corpus, name, count] = run_pipeline(
+                        work, corpus, folder, overrides + extra, f"tasks=all cap=null executor={name}", count,
+                        inspect=lambda run_dir: digests.append(_data_digest(run_dir)))
+                if digests[0] != digests[1]:
+                    raise SystemExit(f"{corpus}, workers={count}: executor=ray wrote other bytes than executor=local")
+    finally:
+        if head:
+            head.__exit__()
+    print()
+    where = f"a running 2-CPU head, started once in {head.seconds:.1f} s" if head else f"address={address}"
+    print(f"executor=ray ({where}) vs the local pool — {os.cpu_count()} CPUs, load average {load_before:.2f} "
+          f"before / {os.getloadavg()[0]:.2f} after; every ray line wrote the local pool's data bytes")
+    header = (f"{'corpus':<10} {'executor':<8} {'workers':>7} {'threads':>8} {'seconds':>8} {'threads/s':>10} "
+              f"{'tree PSS MiB':>12} {'1->2 speed-up':>13} {'vs local':>9}")
+    print(header)
+    print("-" * len(header))
+    for (corpus, name, count), m in measures.items():
+        speedup = measures[corpus, name, 1].seconds / m.seconds if count == 2 else None
+        local = measures[corpus, "local", count]
+        print(f"{corpus:<10} {name:<8} {count:>7} {m.threads:>8} {m.seconds:>8.2f} {m.threads_per_second:>10.0f} "
+              f"{m.tree_peak_mib:>12.1f} {f'{speedup:.2f}x' if speedup else '':>13} {m.seconds / local.seconds:>8.2f}x "
+              f"({m.seconds - local.seconds:+.2f} s)")
+    print(f"start-up on a 10-thread file: executor=local {startup['local']:.2f} s, executor=ray {startup['ray']:.2f} s "
+          f"(+{startup['ray'] - startup['local']:.2f} s: import Ray, connect, check every node, put the setup)")
+    print("tree PSS counts this run's processes only (a running head's raylet and workers are not children of it)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "bench", help="corpus and run folder (git-ignored)")
@@ -322,16 +419,29 @@ def main() -> None:
                         help="comma-separated task mixes run without a cap (default: paper, plus all if it exists)")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--quick", action="store_true", help="a small corpus (5 x 2 k and 2 x 20 k threads)")
+    parser.add_argument("--ray", action="store_true",
+                        help="only the executor=ray section: tasks=all uncapped, 1 and 2 workers, ray vs local pool")
+    parser.add_argument("--ray-address", default=None,
+                        help="executor.address for --ray: a running cluster, or local (each run starts its own); "
+                             "default: a 2-CPU head started for the section")
+    parser.add_argument("--corpora", default=None,
+                        help="with --ray: comma-separated corpus names to run, e.g. 25x10k (default: both)")
     args = parser.parse_args()
 
     mixes = args.tasks.split(",") if args.tasks else ["paper"] + (["all"] if (ROOT / "conf/tasks/all.yaml").exists()
                                                                  else [])
     workers = [int(w) for w in args.workers.split(",")]
     shapes = [(5, 2_000), (2, 20_000)] if args.quick else [(25, 10_000), (2, 250_000)]
+    names = [f"{clusters}x{threads // 1000}k" for clusters, threads in shapes]
+    if args.corpora:
+        shapes = [shape for shape, name in zip(shapes, names) if name in args.corpora.split(",")]
     corpora = {}
     for clusters, threads in shapes:
         name = f"{clusters}x{threads // 1000}k"
         corpora[name] = (args.work / "corpus" / name, build_corpus(args.work / "corpus" / name, clusters, threads))
+    if args.ray:
+        ray_section(args.work, corpora, args.ray_address)
+        return
     small, large = list(corpora)
 
     configs = [("preset=paper", ["preset=paper"])] + [
