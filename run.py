@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import os
+
+# Before numpy is imported: the tool does no linear algebra, and OpenBLAS would otherwise start a thread per
+# core at import, which costs CPU at every start (a user who sets the variable keeps their value).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import logging  # noqa: E402 (the variable above must be set first)
 import sys
 from pathlib import Path
 
