@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import logging
+import os
+
+# Before numpy is imported: the tool does no linear algebra, and OpenBLAS would otherwise start a thread per
+# core at import, which costs CPU at every start (a user who sets the variable keeps their value).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import logging  # noqa: E402 (the variable above must be set first)
 import sys
 from pathlib import Path
 
 import hydra
+from hydra._internal.hydra import Hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 import yaml
@@ -51,6 +58,31 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     return started_with
 
 
+# Overrides and options through which a run can set `hydra.mode` (preset=dolly_sweep does); the defaults
+# leave it unset (tests/test_config.py::test_only_a_preset_or_a_hydra_override_sets_the_run_mode).
+_MODE_OVERRIDES = ("preset", "hydra")
+_CONFIG_OPTIONS = ("-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir")
+
+
+def compose_once() -> None:
+    """Make ``hydra.main`` compose the config once instead of twice.
+
+    Before it runs an app, Hydra composes the whole config a first time only to read ``hydra.mode``
+    (``Hydra.get_mode``), then again for the run. When no override or option can set the mode, it is unset,
+    and Hydra's own answer for an unset mode (None: a run, or a sweep with ``-m``) is given without the first
+    compose. Any other command line is left to Hydra's own ``get_mode``.
+    """
+    hydras_get_mode = Hydra.get_mode
+
+    def get_mode(self, config_name, overrides):
+        if (any(override.lstrip("+~").startswith(_MODE_OVERRIDES) for override in overrides)
+                or any(arg.split("=")[0] in _CONFIG_OPTIONS for arg in sys.argv[1:])):
+            return hydras_get_mode(self, config_name=config_name, overrides=overrides)
+        return None
+
+    Hydra.get_mode = get_mode
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
@@ -69,4 +101,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    compose_once()
     main()

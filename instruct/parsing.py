@@ -23,6 +23,7 @@ _TIME_MIN = -_TIME_LIMIT
 _ABSENT = object()
 _BOOL_ONLY = frozenset({bool})
 _ACTIONS_BY_TEXT: dict[bytes, tuple[str, ...]] = {}  # see _known_actions
+_ACTIONS_BY_RAW_TEXT: dict[str, tuple[str, ...]] = {}  # see _known_raw_actions
 _ACTIONS_REMEMBERED = 4096  # at most this many texts (the released key set has 2**13 true/false combinations)
 
 
@@ -95,7 +96,9 @@ def _parse_message(item: object, position: int) -> Message:
             if flags is _ABSENT:
                 actions = None
             else:
-                actions = _known_actions(flags) if type(flags) is dict else None
+                kind = type(flags)
+                actions = (_known_actions(flags) if kind is dict else _known_raw_actions(flags) if kind is str
+                           else None)
                 if actions is None:
                     return _check_message(item, position)
             if (text and not text.isspace()) or actions:
@@ -120,6 +123,21 @@ def _known_actions(flags: dict) -> tuple[str, ...] | None:
         actions = tuple(sorted(compress(flags, flags.values()), key=_ACTION_ORDER.__getitem__))
         if len(_ACTIONS_BY_TEXT) < _ACTIONS_REMEMBERED:
             _ACTIONS_BY_TEXT[text] = actions
+    return actions
+
+
+def _known_raw_actions(text: str) -> tuple[str, ...] | None:
+    """The true keys of a well-formed ``actions`` JSON string (the intermediate shape); None for anything the
+    careful path must explain. Remembered by the exact string, as ``_known_actions`` remembers objects: a raw
+    file repeats a handful of them."""
+    actions = _ACTIONS_BY_RAW_TEXT.get(text)
+    if actions is None:
+        try:
+            actions = _parse_actions(text, 0)
+        except Reject:
+            return None
+        if len(_ACTIONS_BY_RAW_TEXT) < _ACTIONS_REMEMBERED:
+            _ACTIONS_BY_RAW_TEXT[text] = actions
     return actions
 
 

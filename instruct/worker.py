@@ -123,7 +123,8 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
     """Generate the rows of one shard into its part files and return what it counted."""
     key = shard.cluster.key
     counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines))
-    feed = Feed(setup.lookback)
+    # Only a task that looks back reads the feed; without one, no line is logged into it.
+    feed = Feed(setup.lookback) if setup.lookback else None
     writers: dict[str, tuple] = {}
 
     def writer(split: str):
@@ -140,13 +141,14 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
     with _rare_collections(), part_path(setup.parts_dir, key, shard.index, "rejects").open("wb") as reject_file:
         stats, parsed = _cluster_stats(shard, any(t.uses_stats for t in setup.tasks))
         context = TaskContext(cluster=key, stats=stats, split_of=setup.split_of, feed=feed)
-        context.earlier = lambda: feed.earlier(context.split)
+        if feed is not None:
+            context.earlier = lambda: feed.earlier(context.split)
         rejects = jsonlines.Writer(reject_file, dumps=orjson.dumps)
         for chunk_index, numbers, raws in read_chunks(shard.cluster, shard.warmup.tolist() + shard.lines.tolist()):
             chunk, rejected = _parse_chunk(numbers, raws, key, parsed, setup.split_of)
             if chunk_index < first_chunk:  # warm-up lines only feed the look-back: neither offered nor counted
                 for item in chunk:
-                    feed.append(item)
+                    feed.append(item)  # (there are warm-up lines only when a task looks back)
                 continue
             for line, reason, raw in rejected:
                 counts.rejected += 1
@@ -196,7 +198,8 @@ class _Offer:
     deferred: bool  # its rows wait for the responder
 
 
-def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed, setup: Setup, counts: Counts, writer) -> None:
+def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed | None, setup: Setup, counts: Counts,
+                 writer) -> None:
     if not chunk:
         return
     draws = Draws(rng_for(setup.seed, context.cluster, CHUNK, chunk_index))
@@ -208,11 +211,18 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed, setup: Se
     for offer in offers:  # every used thread is offered to every task
         offer.counts.offered += len(context.chunk)
     counts.used += len(context.chunk)
-    for item in chunk:
-        if item is not None:
-            thread, context.split = item
-            _offer_thread(thread, context, setup.encoder, counts, draws, writer(context.split), offers)
-        feed.append(item)
+    encoder = setup.encoder
+    if feed is None:
+        for item in chunk:
+            if item is not None:
+                thread, context.split = item
+                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers)
+    else:  # each line joins the feed after it was offered, so the next thread sees it
+        for item in chunk:
+            if item is not None:
+                thread, context.split = item
+                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers)
+            feed.append(item)
     setup.progress(len(chunk))
 
 

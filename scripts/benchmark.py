@@ -45,6 +45,8 @@ from pathlib import Path
 
 import orjson
 
+import equal_work
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 CORPUS_SEED = 20240601
@@ -87,8 +89,9 @@ error = process.stderr.read().decode(errors="replace")
 if process.returncode:
     sys.stderr.write(error)
     sys.exit(process.returncode)
-print(json.dumps({"seconds": seconds, "maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                  "tree_peak_kib": peak}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "tree_peak_kib": peak,
+                  "cpu_seconds": usage.ru_utime + usage.ru_stime}))
 """
 
 # The I/O floor, run as its own process so its figures are measured like ours.
@@ -200,8 +203,8 @@ class Measure:
         return self.rows / self.seconds
 
 
-def _wrapped(command: list[str]) -> dict:
-    result = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, cwd=ROOT)
+def _wrapped(command: list[str], cwd: Path = ROOT) -> dict:
+    result = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, cwd=cwd)
     if result.returncode:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -426,7 +429,21 @@ def main() -> None:
                              "default: a 2-CPU head started for the section")
     parser.add_argument("--corpora", default=None,
                         help="with --ray: comma-separated corpus names to run, e.g. 25x10k (default: both)")
+    parser.add_argument("--original", type=Path, default=None,
+                        help="BluePrint's clustering/instruct_dataset/generate_instructions.py: adds the equal-work "
+                             "section (see scripts/equal_work.py)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the equal-work section")
+    parser.add_argument("--variant", action="append", default=[], metavar="'LABEL=OVERRIDE …'",
+                        help="another of our configurations in the equal-work section (repeatable), e.g. "
+                             "--variant 'every filter on=filters=all'")
+    parser.add_argument("--compare-root", type=Path, default=None,
+                        help="another checkout (e.g. main's code): its run.py runs the base variant too")
+    parser.add_argument("--equal-work-only", action="store_true", help="skip the scale table")
     args = parser.parse_args()
+    if args.original is not None and not args.original.is_file():
+        raise SystemExit(f"--original: no such file {args.original}")
+    if args.equal_work_only and args.original is None:
+        raise SystemExit("--equal-work-only needs --original PATH")
 
     mixes = args.tasks.split(",") if args.tasks else ["paper"] + (["all"] if (ROOT / "conf/tasks/all.yaml").exists()
                                                                  else [])
@@ -435,6 +452,8 @@ def main() -> None:
     names = [f"{clusters}x{threads // 1000}k" for clusters, threads in shapes]
     if args.corpora:
         shapes = [shape for shape, name in zip(shapes, names) if name in args.corpora.split(",")]
+    if args.equal_work_only:  # the equal-work section runs on the first corpus only
+        shapes = shapes[:1]
     corpora = {}
     for clusters, threads in shapes:
         name = f"{clusters}x{threads // 1000}k"
@@ -442,8 +461,31 @@ def main() -> None:
     if args.ray:
         ray_section(args.work, corpora, args.ray_address)
         return
-    small, large = list(corpora)
+    small, large = list(corpora)[0], list(corpora)[-1]
+    if not args.equal_work_only:
+        _scale_section(args, corpora, shapes, mixes, workers, small, large)
+    if args.original is not None:
+        _equal_work_section(args, corpora[small][1], workers)
 
+
+def _equal_work_section(args, released: list[Path], workers: list[int]) -> None:
+    corpus = equal_work.build_raw_corpus(released, args.work / "corpus" / f"{released[0].parent.name}-raw")
+    dolly = equal_work.build_dolly(SAMPLE / "dolly.jsonl", args.work / "dolly-15k.jsonl")
+    extra = [equal_work.parse_variant(text) for text in args.variant]
+    if args.compare_root is not None:
+        extra.append(equal_work.Variant(f"{equal_work.BASE_LABEL} @{args.compare_root.name}",
+                                        list(equal_work.BASE_OVERRIDES), args.compare_root.resolve()))
+    runner = equal_work.Runner(args.work, corpus[0].parent, dolly, args.original.resolve(), _wrapped, ROOT)
+    load_before = os.getloadavg()[0]
+    series = equal_work.measure(runner, equal_work.base_variants(extra), workers, args.rounds)
+    print()
+    print(f"equal work on {corpus[0].parent.name} ({len(corpus)} files), Dolly file of {equal_work.DOLLY_ROWS} rows; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after")
+    for line in equal_work.report(series, args.rounds):
+        print(line)
+
+
+def _scale_section(args, corpora, shapes, mixes, workers, small, large) -> None:
     configs = [("preset=paper", ["preset=paper"])] + [
         (f"tasks={mix} cap=null", [f"tasks={mix}", "source.max_chains_per_cluster=null"]) for mix in mixes]
     floors: dict[str, Measure] = {}

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import CONF, ROOT, compose_config
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from instruct.errors import InstructError
@@ -114,3 +115,37 @@ def test_help_lists_groups_options_and_examples():
     for group in ("tasks:", "templates:", "mix:", "output:", "preset:", "source:"):
         assert group in result.stdout
     assert result.stdout.count("python run.py") >= 3
+
+
+def test_only_a_preset_or_a_hydra_override_sets_the_run_mode():
+    """run.py skips Hydra's first compose (read only for hydra.mode) unless an override of `preset…` or
+    `hydra…` could set the mode: so no other config file may set it, and the defaults leave it unset."""
+    setters = [path.relative_to(CONF) for path in CONF.rglob("*.yaml")
+               if "mode:" in path.read_text() and path.parts[len(CONF.parts)] not in ("preset", "hydra")]
+    assert setters == []
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[], return_hydra_config=True)
+    assert cfg.hydra.mode is None
+
+
+
+@pytest.mark.parametrize("overrides, argv, composes", [
+    (["workers=2", "tasks=all"], [], False),
+    (["preset=dolly_sweep"], [], True),
+    (["+preset=paper"], [], True),
+    (["hydra.mode=MULTIRUN"], [], True),
+    (["workers=2"], ["--config-dir=/elsewhere"], True),
+])
+def test_run_py_composes_for_the_mode_only_when_the_command_line_can_set_it(monkeypatch, overrides, argv, composes):
+    """hydra.main's first compose (the preset=dolly_sweep test in test_end_to_end proves a sweep preset still
+    sweeps) is kept for exactly the command lines that can set hydra.mode."""
+    import run
+    from hydra._internal.hydra import Hydra
+
+    asked = []
+    monkeypatch.setattr(Hydra, "get_mode", lambda self, config_name, overrides: asked.append(overrides) or "composed")
+    monkeypatch.setattr(sys, "argv", ["run.py", *argv, *overrides])
+    run.compose_once()
+    mode = Hydra.get_mode(None, config_name="config", overrides=overrides)
+    assert (mode == "composed") is composes and bool(asked) is composes
+    assert composes or mode is None

@@ -22,7 +22,11 @@ from instruct.records import Message
 from instruct.tasks.needle import Haystack
 
 _VALUES = [None, True, False, 0, 7, -3, 2**63, 2**63 + 1, 1.5, float("nan"), "x", "", "  ", "{}", '{"like": true}',
-           [], {}, {"like": True}, {"like": 1}, {"bogus": True}, {"reply": True, "like": True, "post": False}]
+           [], {}, {"like": True}, {"like": 1}, {"bogus": True}, {"reply": True, "like": True, "post": False},
+           # the intermediate shape's actions strings: well-formed, all false, a bad flag, an unknown key
+           '{"like": false, "unlike": false, "repost": true, "ignore": false, "profile_update": false}',
+           '{"like": false, "follow": false, "ignore": false}', '{"like": 1, "follow": true}',
+           '{"bogus": true, "like": true}', '{"follow": true, "like": true}']
 _KEYS = ["user_id", "text", "actions", "relative_integer_time", "unix_epoch", "other"]
 
 
