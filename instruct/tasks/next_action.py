@@ -48,6 +48,8 @@ class NextActionTask(Task):
     template_file = "next_action"
     slots = {"default": Slots.of("context", "user", "action_list")}
 
+    bounds = {"max_context_messages": (1, None)}
+
     def __init__(self, weight: float = 1.0, actions: list[str] | None = None, max_context_messages: int = 30):
         super().__init__(weight)
         self.actions = list(actions) if actions else list(ACTION_KEYS)
