@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from instruct import __version__
 from instruct.assemble import ClusterResult, check_rejects, dolly_pools, finish_cluster, write_rejects
-from instruct.card import write_card
+from instruct.card import write_card, write_incomplete_card
 from instruct.clusterfile import ClusterFile, discover, scan
 from instruct.counts import Counts
 from instruct.dolly import DollySource
@@ -108,6 +108,7 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
         run_dir = open_run_dir(parent, version, resume_dir, identity)
         setup.parts_dir = run_dir / PARTS
         save_config(run_dir, cfg, info.overrides, info.hydra_config)
+        write_incomplete_card(run_dir)  # until the real card: load_dataset(run_dir) refuses a partial folder
         if not (run_dir / STATE / IDENTITY).exists():  # what a resume is compared with, to say what changed
             write_json(run_dir / STATE / IDENTITY, identity)
         handler = _log_to(run_dir / "run.log")
@@ -119,9 +120,11 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
             for cluster in clusters:
                 if cluster.truncated:
                     log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines - 1)
+            resumed = {c.key for c in clusters if (run_dir / STATE / f"{c.key}.json").exists()}
             results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir)
             manifest = build_manifest(cfg=cfg, info=info, tasks=tasks, clusters=clusters, results=results,
-                                      dolly=dolly, run_dir=run_dir, version=version, started=started)
+                                      dolly=dolly, run_dir=run_dir, version=version, started=started,
+                                      resumed=resumed)
             manifest["responder"] = finish_responder(setup.responder, run_dir, [c.key for c in clusters])
             manifest["pending"] = manifest["responder"]["pending"]  # rows waiting for a Batch answer
             write_rejects(run_dir, clusters, dolly)

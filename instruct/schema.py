@@ -57,6 +57,12 @@ class OutputConfig:
 
 
 @dataclass
+class CardConfig:
+    chart: bool = True                               # lengths.png beside the card (matplotlib)
+    tokenizer: Optional[str] = None                  # a local tokenizer.json (or its folder): token counts
+
+
+@dataclass
 class SplitConfig:
     validation_fraction: float = 0.0                 # share of threads (and Dolly rows) in validation/
 
@@ -109,6 +115,7 @@ class InstructConfig:
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     seed: int = 42
     workers: int = 1
@@ -188,6 +195,11 @@ def check(cfg: DictConfig) -> None:
         raise InstructError("source.shard_lines must be >= 1")
     if cfg.source.stats_threads < 0:
         raise InstructError("source.stats_threads must be >= 0")
+    if cfg.card.tokenizer is not None:
+        tokenizer = Path(cfg.card.tokenizer).expanduser()
+        if not (tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer).is_file():
+            raise InstructError(f"card.tokenizer={cfg.card.tokenizer}: no tokenizer.json there (a local file or "
+                                f"folder; nothing is downloaded)")
     if cfg.output.format not in FORMATS:
         raise InstructError(f"output.format={cfg.output.format!r} is unknown; choose one of {sorted(FORMATS)}")
     if not cfg.tasks:

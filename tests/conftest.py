@@ -38,9 +38,8 @@ def run_only(tmp_path: Path, task: str, *overrides: str) -> Path:
 
 
 def rows_of(run_dir: Path, split: str = "train") -> list:
-    """Every row of a run's data files of one split (sidecar .meta.jsonl files excluded)."""
-    return [row for path in sorted((run_dir / split).glob("*.jsonl")) if not path.name.endswith(".meta.jsonl")
-            for row in read_jsonl(path)]
+    """Every row of a run's data files of one split."""
+    return [row for path in sorted((run_dir / split).glob("*.jsonl")) for row in read_jsonl(path)]
 
 
 def data_files(run_dir: Path) -> dict[str, bytes]:
