@@ -18,7 +18,7 @@ import yaml
 
 from instruct.formats import sidecar_path
 from instruct.rundir import atomic_open
-from instruct.trainers import (LOADABLE, axolotl_snippet, llama_factory_snippet, trl_snippet,
+from instruct.trainers import (LOADABLE, axolotl_snippet, hf_features, llama_factory_snippet, trl_snippet,
                                write_dataset_info)
 
 log = logging.getLogger("instruct")
@@ -117,6 +117,7 @@ def front_matter(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
     if fmt in LOADABLE:
         front["configs"] = [{"config_name": "default",
                              "data_files": [{"split": s, "path": f"{s}/*.jsonl"} for s in _splits(manifest)]}]
+        front["dataset_info"] = {"features": hf_features(fmt)}
     return ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
 
 

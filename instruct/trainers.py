@@ -15,17 +15,48 @@ LOADABLE = ("messages", "alpaca", "sharegpt")  # formats whose lines are JSON ob
 DATASET_INFO = "dataset_info.json"
 
 
-def llama_factory_entry(fmt: str, split: str) -> dict:
-    """One dataset_info.json entry: a split folder of this run, read with the format's columns and tags."""
+def _string(name: str) -> dict:
+    return {"name": name, "dtype": "string"}
+
+
+# The lineage every loadable row carries (records.row_meta), as HF `datasets` features.
+META_FEATURES = {"name": "meta", "struct": [
+    *map(_string, ("task", "variant", "template_id", "cluster", "thread_id")), {"name": "thread_ids", "list": "string"},
+    {"name": "line", "dtype": "int64"}, *map(_string, ("split", "source", "response_source")),
+    {"name": "needle_depths", "list": "float64"}, {"name": "split_point", "dtype": "int64"}]}
+
+
+def hf_features(fmt: str) -> list[dict]:
+    """The features of a format's rows in the card's YAML form. Declared, not inferred: Arrow would infer
+    ``needle_depths`` of a file without needle rows as a list of nulls, and a later file's numbers could not be
+    cast to it, so which files come first would decide whether a split loads."""
     if fmt == "messages":
-        return {"file_name": split, "formatting": "sharegpt", "columns": {"messages": "messages"},
+        rows = [{"name": "messages", "list": [_string("role"), _string("content")]}]
+    elif fmt == "sharegpt":
+        rows = [{"name": "conversations", "list": [_string("from"), _string("value")]}]
+    elif fmt == "alpaca":
+        rows = [_string("instruction"), _string("input"), _string("output")]
+    else:
+        raise ValueError(f"no features for output={fmt}")
+    return [*rows, _string("task"), META_FEATURES]
+
+
+def llama_factory_entry(fmt: str, split: str) -> dict:
+    """One dataset_info.json entry: a split of this folder, read with the format's columns and tags.
+
+    ``script_url: "."`` makes LLaMA-Factory call ``load_dataset(<this folder>, split=…)``, which reads the card's
+    ``configs:`` and declared features; ``file_name`` would hand it the split's files to infer types from.
+    """
+    source = {"script_url": ".", "split": split}
+    if fmt == "messages":
+        return {**source, "formatting": "sharegpt", "columns": {"messages": "messages"},
                 "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                          "assistant_tag": "assistant", "system_tag": "system"}}
     if fmt == "alpaca":
-        return {"file_name": split, "formatting": "alpaca",
+        return {**source, "formatting": "alpaca",
                 "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
     if fmt == "sharegpt":
-        return {"file_name": split, "formatting": "sharegpt", "columns": {"messages": "conversations"},
+        return {**source, "formatting": "sharegpt", "columns": {"messages": "conversations"},
                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}}
     raise ValueError(f"LLaMA-Factory cannot read output={fmt}")
 
