@@ -189,7 +189,7 @@ def check_rejects(cfg, clusters: list[ClusterFile], results: dict, run_dir: Path
     raise InstructError(
         f"{cluster.path}: {counts.rejected} of {parsed} lines rejected ({share:.1%} > "
         f"source.max_reject_fraction={limit}){others}; top reasons: {top}. Wrong folder or file shape? "
-        f"Every rejected line is in {run_dir / STATE / (cluster.key + '.rejects.jsonl')}"
+        f"Every rejected line is in {run_dir / 'rejects.jsonl'}"
     )
 
 
