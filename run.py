@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from instruct.cli import run_hydra_app
 from instruct.errors import InstructError
 from instruct.pipeline import RunInfo, generate
+from instruct.preflight import remove_new_empty_folders
 from instruct.responders import merge_config
 from instruct.schema import InstructConfig, register
 
@@ -65,19 +66,9 @@ def main(cfg: DictConfig) -> None:
             out = generate(cfg, Path(HydraConfig.get().runtime.output_dir), run_info())
     except InstructError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        _remove_if_empty(Path(HydraConfig.get().runtime.output_dir), Path(cfg.output_root))
+        remove_new_empty_folders()  # what Hydra made for this run, if nothing was written in it
         sys.exit(2)
     print(f"dataset: {out}")
-
-
-def _remove_if_empty(folder: Path, root: Path) -> None:
-    """A run that failed before writing anything leaves no empty folder behind: Hydra made ``folder``
-    (``<output_root>/<run_name>``), and ``output_root`` too if it did not exist."""
-    for path in (folder, root):
-        try:
-            path.rmdir()  # only succeeds on an empty folder
-        except OSError:
-            return
 
 
 if __name__ == "__main__":

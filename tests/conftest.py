@@ -44,7 +44,8 @@ def rows_of(run_dir: Path, split: str = "train") -> list:
 
 def data_files(run_dir: Path) -> dict[str, bytes]:
     """Every file a trainer or a user reads, by relative path (not the manifest: it records timings)."""
-    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation", "meta/train",
+                                                                        "meta/validation")
              for p in sorted((run_dir / split).glob("*.jsonl"))}
     files["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
     return files

@@ -122,7 +122,7 @@ def test_hf_datasets_loads_the_output(tmp_path, fmt):
 def test_blueprint_format_is_what_blueprints_finetuning_reads(tmp_path):
     run = run_pipeline(tmp_path, "output=blueprint", "tasks=paper")
     rows = read_jsonl(run / "train" / "cluster_0.jsonl")
-    metas = read_jsonl(run / "train" / "cluster_0.meta.jsonl")
+    metas = read_jsonl(run / "meta" / "train" / "cluster_0.jsonl")
     assert len(rows) == len(metas) > 0
     for row, meta in zip(rows, metas):
         assert isinstance(row, list)
