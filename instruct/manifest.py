@@ -27,6 +27,15 @@ def _software() -> dict:
     return found
 
 
+def _choices(info) -> dict:
+    """Hydra's group choices; a source option whose path was overridden says so (`source: sample` alone would
+    claim the bundled sample was read)."""
+    choices = dict(info.choices)
+    if "source" in choices and any(o.lstrip("+").startswith("source.path=") for o in info.overrides):
+        choices["source"] = f"{choices['source']} (source.path overridden)"
+    return choices
+
+
 def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, version, started,
                    resumed: frozenset | set = frozenset()) -> dict:
     """Args (besides the run's parts): resumed: keys of the clusters finished before a resume, whose threads
@@ -61,7 +70,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
         "job_num": info.job_num,
         "seed": cfg.seed,
         "overrides": list(info.overrides),
-        "choices": {**info.choices, "tasks": [task.name for task in tasks]},
+        "choices": {**_choices(info), "tasks": [task.name for task in tasks]},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "tasks": {task.name: {"class": f"{type(task).__module__}.{type(task).__qualname__}", **task.describe()}
                   for task in tasks},

@@ -124,3 +124,11 @@ def test_a_dolly_file_in_the_wrong_format_names_the_path(tmp_path, content):
     path.write_bytes(content)
     message = fails_before_any_work(tmp_path, f"dolly.path={path}")
     assert message.startswith(f"{path}: no usable Dolly rows (expected JSON lines with 'instruction' and 'response'")
+
+
+def test_a_source_path_that_is_a_file_says_so_and_names_the_folder(tmp_path):
+    path = tmp_path / "cluster_0.jsonl"
+    path.write_bytes(b"[]\n")
+    message = fails_before_any_work(tmp_path, f"source.path={path}")
+    assert message == (f"source.path={path} is a file, not a folder: set source.path={tmp_path} "
+                       f"(and source.pattern='cluster_0.jsonl' for this file alone)")
