@@ -66,6 +66,10 @@ def test_a_split_whose_first_file_has_no_needle_rows_still_loads_by_name(runs, t
                               split="train", cache_dir=str(tmp_path / "inferred"))
     loaded = datasets.load_dataset(str(run), split="validation", cache_dir=str(tmp_path / "declared"))
     assert loaded.num_rows == len(kept) + len(later)
+    features = datasets.load_dataset_builder(str(run)).info.features  # the README's by-hand remedy
+    by_hand = datasets.load_dataset("json", data_files=str(run / "validation" / "*.jsonl"), features=features,
+                                    split="train", cache_dir=str(tmp_path / "by_hand"))
+    assert by_hand.num_rows == loaded.num_rows
 
 
 def test_the_card_features_are_what_datasets_infers_from_a_full_file(runs, tmp_path):
