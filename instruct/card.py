@@ -26,6 +26,9 @@ log = logging.getLogger("instruct")
 CHART = "lengths.png"
 EXAMPLES_PER_TASK = 2
 EXAMPLE_CHARS = 300  # each field of an example row is cut to this many characters
+# At most this many rows are parsed for the lengths (every k-th row of a larger run): the figures of a 250 k-row
+# run then cost a streamed read of its files, not a second parse of every row.
+STATS_ROWS = 20_000
 
 
 @dataclass
@@ -46,6 +49,17 @@ class TaskRows:
     examples: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class RunRows:
+    """Args:
+        tasks: task → its TaskRows, Dolly last.
+        step: the figures are of every ``step``-th row (1: of every row).
+    """
+
+    tasks: dict[str, TaskRows]
+    step: int = 1
+
+
 def prompt_and_response(record, fmt: str) -> tuple[str, str]:
     """The text the model reads and the text it learns to write, from one line of any format."""
     if fmt == "messages":
@@ -59,32 +73,50 @@ def prompt_and_response(record, fmt: str) -> tuple[str, str]:
     return "\n\n".join(t["content"] for t in record[:-1]), record[-1]["content"]  # blueprint
 
 
-def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None) -> dict[str, TaskRows]:
-    """Read every data file of the run once: rows, lengths and the first examples, per task."""
+def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None,
+              max_rows: int = STATS_ROWS) -> RunRows:
+    """Lengths and the first examples per task, from every ``step``-th row of the data files (streamed), so
+    the card costs at most ``max_rows`` parsed rows however large the run. Row counts are exact either way:
+    counted here when every row is read, else the manifest's."""
     fmt = manifest["config"]["output"]["format"]
+    total = manifest["counts"]["rows"]
+    step = max(1, -(-total // max_rows))
     stats: dict[str, TaskRows] = {}
     texts: dict[str, list[str]] = {}
     for path in manifest["outputs"]:
         data = run_dir / path
-        lines = data.read_bytes().splitlines()
-        metas = sidecar_path(data).read_bytes().splitlines() if fmt not in LOADABLE else None
-        for index, line in enumerate(lines):
-            record = orjson.loads(line)
-            task = orjson.loads(metas[index])["task"] if metas is not None else record["task"]
-            prompt, response = prompt_and_response(record, fmt)
-            entry = stats.setdefault(task, TaskRows())
-            entry.rows += 1
-            entry.prompt_chars.append(len(prompt))
-            entry.response_chars.append(len(response))
-            if len(entry.examples) < EXAMPLES_PER_TASK:
-                entry.examples.append((prompt, response))
-            if tokenizer:
-                texts.setdefault(task, []).append(prompt + "\n" + response)
+        metas = open(sidecar_path(data), "rb") if fmt not in LOADABLE else None
+        try:
+            with open(data, "rb") as lines:
+                for index, line in enumerate(lines):
+                    meta = next(metas) if metas is not None else None  # line for line, read either way
+                    if index % step:
+                        continue
+                    record = orjson.loads(line)
+                    task = orjson.loads(meta)["task"] if meta is not None else record["task"]
+                    prompt, response = prompt_and_response(record, fmt)
+                    entry = stats.setdefault(task, TaskRows())
+                    entry.rows += 1
+                    entry.prompt_chars.append(len(prompt))
+                    entry.response_chars.append(len(response))
+                    if len(entry.examples) < EXAMPLES_PER_TASK:
+                        entry.examples.append((prompt, response))
+                    if tokenizer:
+                        texts.setdefault(task, []).append(prompt + "\n" + response)
+        finally:
+            if metas is not None:
+                metas.close()
+    if step > 1:  # exact counts from the manifest; a task too rare to be sampled still gets its line
+        exact = {name: task["produced"] for name, task in manifest["counts"]["per_task"].items()}
+        exact["dolly"] = manifest["counts"]["dolly"]
+        for name, rows in exact.items():
+            if rows:
+                stats.setdefault(name, TaskRows()).rows = rows
     if tokenizer:
         encoder = load_tokenizer(tokenizer)
         for task, task_texts in texts.items():
             stats[task].tokens = [len(e.ids) for e in encoder.encode_batch(task_texts)]
-    return dict(sorted(stats.items(), key=lambda kv: (kv[0] == "dolly", kv[0])))
+    return RunRows(dict(sorted(stats.items(), key=lambda kv: (kv[0] == "dolly", kv[0]))), step)
 
 
 def load_tokenizer(path: str):
@@ -95,7 +127,7 @@ def load_tokenizer(path: str):
     return Tokenizer.from_file(str(file / "tokenizer.json" if file.is_dir() else file))
 
 
-def _figures(values: list[int]) -> str:
+def _figures(values) -> str:
     if not values:
         return "–"
     array = np.asarray(values)
@@ -105,7 +137,7 @@ def _figures(values: list[int]) -> str:
 # Sections ------------------------------------------------------------------------------------------------
 
 
-def front_matter(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def front_matter(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     fmt = manifest["config"]["output"]["format"]
     front = {
         "license": "cc-by-sa-3.0" if manifest["counts"]["dolly"] else "mit",
@@ -121,7 +153,7 @@ def front_matter(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
     return ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
 
 
-def summary(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def summary(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     counts = manifest["counts"]
     return [f"# {manifest['run_dir']}", "",
             "Instruction-tuning rows built by `instruct` from BluePrint Bluesky threads"
@@ -135,7 +167,7 @@ def summary(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
             f"{counts['sampled_out']} sampled out, {counts['rejected']} rejected (see `rejects.jsonl`).", ""]
 
 
-def rows_per_task(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def rows_per_task(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     """Offered, produced and not produced (declined, or drawn but failed), with Dolly as the last line."""
     lines = ["## Rows per task", "", "| task | offered | produced | declined (top reason) | failed (top reason) |",
              "|---|---|---|---|---|"]
@@ -154,18 +186,19 @@ def rows_per_task(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
     return lines + [""]
 
 
-def lengths(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
-    with_tokens = any(entry.tokens for entry in stats.values())
+def lengths(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
+    with_tokens = any(entry.tokens for entry in stats.tasks.values())
+    sampled = f" (measured on one row in {stats.step})" if stats.step > 1 else ""
     tokenizer = manifest["config"].get("card", {}).get("tokenizer")
     lines = ["## Lengths", "",
              "Characters of the prompt (everything before the answer) and of the response, then tokens of both"
              + (f" with `{Path(tokenizer).name}`" if with_tokens else " (set `card.tokenizer=` to a local "
                                                                       "tokenizer.json to count them)")
-             + ": median / 95th percentile / max." + (f" Distributions: [{CHART}]({CHART})."
+             + f"{sampled}: median / 95th percentile / max." + (f" Distributions: [{CHART}]({CHART})."
                                                        if (run_dir / CHART).exists() else ""), "",
              "| task | rows | prompt chars | response chars |" + (" tokens |" if with_tokens else ""),
              "|---|---|---|---|" + ("---|" if with_tokens else "")]
-    for task, entry in stats.items():
+    for task, entry in stats.tasks.items():
         lines.append(f"| {task} | {entry.rows} | {_figures(entry.prompt_chars)} | {_figures(entry.response_chars)} |"
                      + (f" {_figures(entry.tokens)} |" if with_tokens else ""))
     return lines + [""]
@@ -177,17 +210,19 @@ def _shorten(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines() or [""])
 
 
-def examples(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
-    lines = ["## Examples", "", f"The first {EXAMPLES_PER_TASK} rows of each task, each field cut to "
+def examples(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
+    lines = ["## Examples", "", f"The first {EXAMPLES_PER_TASK} rows of each task{' that were measured' if stats.step > 1 else ''}, each field cut to "
              f"{EXAMPLE_CHARS} characters (`python -m instruct show {run_dir} --task <task>` prints more).", ""]
-    for task, entry in stats.items():
+    for task, entry in stats.tasks.items():
+        if not entry.examples:
+            continue
         lines += [f"### {task}", ""]
         for number, (prompt, response) in enumerate(entry.examples, 1):
             lines += [f"Example {number}, prompt:", "", _shorten(prompt), "", "response:", "", _shorten(response), ""]
     return lines
 
 
-def training(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def training(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     fmt = manifest["config"]["output"]["format"]
     splits = _splits(manifest)
     if fmt not in LOADABLE:
@@ -209,14 +244,14 @@ def training(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
             "**TRL** (`SFTTrainer`):", "", "```python", trl_snippet(run_dir, fmt, splits), "```", ""]
 
 
-def files(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def files(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     lines = ["## Files", "", "| file | rows | generated | Dolly |", "|---|---|---|---|"]
     for path, out in manifest["outputs"].items():
         lines.append(f"| `{path}` | {out['rows']} | {out['generated']} | {out['dolly']} |")
     return lines + [""]
 
 
-def provenance(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     per_task = manifest["counts"]["per_task"]
     lines = ["## Where responses come from", "",
              "Every response is taken from the data: a real post, the rest of a real post, a message of the "
@@ -238,7 +273,7 @@ def provenance(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
     return lines
 
 
-def licence(manifest: dict, run_dir: Path, stats: dict) -> list[str]:
+def licence(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     lines = ["## Licence", "", "BluePrint threads: MIT (ComplexData-MILA/BluePrint), text PII-scrubbed by its authors."]
     if manifest["counts"]["dolly"]:
         dolly_file = Path(manifest["inputs"]["dolly"]["file"]).name
@@ -263,7 +298,7 @@ def write_card(run_dir: Path, manifest: dict) -> None:
     if card.get("chart", True):
         from instruct.chart import write_chart  # matplotlib is imported only here
 
-        write_chart(run_dir / CHART, stats, manifest)
+        write_chart(run_dir / CHART, stats.tasks, manifest)
     lines = [line for section in SECTIONS for line in section(manifest, run_dir, stats)]
     with atomic_open(run_dir / "README.md") as handle:
         handle.write(("\n".join(lines) + "\n").encode())

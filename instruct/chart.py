@@ -19,7 +19,7 @@ def write_chart(path: Path, stats: dict, manifest: dict) -> None:
     figure = Figure(figsize=(12, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     lengths, mix = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    totals = {task: np.add(entry.prompt_chars, entry.response_chars) for task, entry in stats.items() if entry.rows}
+    totals = {task: np.add(entry.prompt_chars, entry.response_chars) for task, entry in stats.items() if entry.prompt_chars}
     if totals:
         low = max(1, min(int(values.min()) for values in totals.values()))
         top = max(int(values.max()) for values in totals.values())

@@ -100,3 +100,14 @@ def test_rows_by_split_counts_every_row_dolly_included(run):
     assert by_split == {s: sum(len(read_jsonl(p)) for p in (run / s).glob("*.jsonl")) for s in ("train", "validation")}
     assert sum(by_split.values()) == manifest["counts"]["rows"]
     assert sum(manifest["counts"]["generated_by_split"].values()) == manifest["counts"]["generated"]
+
+
+def test_a_large_run_is_measured_on_a_bounded_sample_with_exact_row_counts(run):
+    from instruct.card import row_stats
+
+    manifest = manifest_of(run)
+    sampled = row_stats(run, manifest, max_rows=50)
+    assert sampled.step == -(-manifest["counts"]["rows"] // 50)
+    assert sum(len(entry.prompt_chars) for entry in sampled.tasks.values()) <= 50 + len(manifest["outputs"])
+    exact = {name: t["produced"] for name, t in manifest["counts"]["per_task"].items() if t["produced"]}
+    assert {name: entry.rows for name, entry in sampled.tasks.items()} == {**exact, "dolly": manifest["counts"]["dolly"]}
