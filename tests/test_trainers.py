@@ -172,6 +172,18 @@ def test_axolotl_itself_accepts_and_loads_the_snippet(runs, fmt):
         checked = SFTDataset(**entry).model_dump(exclude_none=True)
         loaded = load_dataset_with_config(DictDefault(checked), use_auth_token=False, streaming=False)
         assert loaded.num_rows == split_rows(runs[fmt])[entry["split"]]
+        if entry["type"] == "chat_template":  # its own strategy trains on the answer, and on nothing else
+            from axolotl.prompt_strategies.chat_template import load
+            from test_training import train_tokenizer
+
+            content = entry["message_property_mappings"]["content"]
+            tokenizer = train_tokenizer([turn[content] for row in loaded for turn in row[entry["field_messages"]]])
+            strategy = load(tokenizer, DictDefault({"sequence_len": 4096, "train_on_inputs": False}),
+                            DictDefault(checked))
+            tokens = strategy.tokenize_prompt(loaded[0])
+            trained = [t for t, label in zip(tokens["input_ids"], tokens["labels"]) if label != -100]
+            answer = loaded[0][entry["field_messages"]][-1][content]
+            assert tokenizer.decode(trained).removesuffix("<|im_end|>") == answer
 
 
 # TRL ----------------------------------------------------------------------------------------------------------
