@@ -108,17 +108,19 @@ def trl_snippet(run_dir: Path, fmt: str, splits: list[str]) -> str:
              f'ds = load_dataset("{run_dir}")']
     if fmt == "messages":
         lines.append('ds = ds.select_columns(["messages"])')
-        args = "SFTConfig(assistant_only_loss=True)  # needs a chat template with {% generation %} markers"
+        args = "SFTConfig(assistant_only_loss=True)"
     elif fmt == "sharegpt":
         lines += ['ROLE = {"human": "user", "gpt": "assistant"}',
                   'ds = ds.map(lambda r: {"messages": [{"role": ROLE[t["from"]], "content": t["value"]}',
                   '                                    for t in r["conversations"]]},',
                   '            remove_columns=ds["train"].column_names)']
-        args = "SFTConfig(assistant_only_loss=True)  # needs a chat template with {% generation %} markers"
+        args = "SFTConfig(assistant_only_loss=True)"
     else:
         lines += ['ds = ds.map(lambda r: {"prompt": r["instruction"] + ("\\n\\n" + r["input"] if r["input"] else ""),',
                   '                       "completion": r["output"]}, remove_columns=ds["train"].column_names)']
         args = "SFTConfig(completion_only_loss=True)"
+    if "assistant_only_loss" in args:
+        lines.append("# assistant_only_loss needs a chat template with {% generation %} markers around the answers")
     evaluation = ', eval_dataset=ds["validation"]' if "validation" in splits else ""
     lines.append(f'trainer = SFTTrainer(model="Qwen/Qwen2.5-0.5B-Instruct", train_dataset=ds["train"]{evaluation},')
     lines.append(f"                     args={args})")

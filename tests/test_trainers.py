@@ -196,6 +196,7 @@ def test_the_trl_snippet_gives_a_dataset_trl_recognises(runs, fmt):
     from trl.data_utils import is_conversational
 
     code = card_block(runs[fmt], "**TRL**", "python")
+    compile(code, "card", "exec")  # the whole snippet is valid Python, the trainer line included
     head = code.split("trainer = SFTTrainer")[0].replace("from trl import SFTConfig, SFTTrainer\n", "")
     scope: dict = {}
     exec(head, scope)
