@@ -20,8 +20,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from instruct.cli import run_hydra_app
 from instruct.errors import InstructError
 from instruct.pipeline import RunInfo, generate
+from instruct.preflight import remove_new_empty_folders
 from instruct.responders import merge_config
 from instruct.schema import InstructConfig, register
 
@@ -96,10 +98,11 @@ def main(cfg: DictConfig) -> None:
             out = generate(cfg, Path(HydraConfig.get().runtime.output_dir), run_info())
     except InstructError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        remove_new_empty_folders()  # what Hydra made for this run, if nothing was written in it
         sys.exit(2)
     print(f"dataset: {out}")
 
 
 if __name__ == "__main__":
     compose_once()
-    main()
+    run_hydra_app(main)

@@ -18,6 +18,7 @@ from instruct.clusterfile import ClusterFile
 from instruct.counts import Counts
 from instruct.dolly import DollySource, dolly_row
 from instruct.errors import InstructError
+from instruct.formats import sidecar_path
 from instruct.responders.pending import resolve_pending
 from instruct.rundir import STATE, atomic_open, write_json
 from instruct.seeding import DOLLY, rng_for, unit_interval
@@ -75,7 +76,9 @@ def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, co
         parts = [part_path(setup.parts_dir, cluster.key, i, split) for i in range(shard_count)]
         metas = [part_path(setup.parts_dir, cluster.key, i, split + ".meta") for i in range(shard_count)]
         digest = hashlib.sha256()
-        with atomic_open(target) as out, (atomic_open(target.with_suffix(".meta.jsonl")) if setup.encoder.sidecar
+        if setup.encoder.sidecar:
+            sidecar_path(target).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(target) as out, (atomic_open(sidecar_path(target)) if setup.encoder.sidecar
                                           else _Discard()) as meta_out:
             if not setup.deferred_tasks:  # nothing pending: the parts are copied in blocks between Dolly rows
                 mix_blocks(out, meta_out, digest, _concat(parts), _concat(metas) if setup.encoder.sidecar else None,
@@ -186,7 +189,7 @@ def check_rejects(cfg, clusters: list[ClusterFile], results: dict, run_dir: Path
     raise InstructError(
         f"{cluster.path}: {counts.rejected} of {parsed} lines rejected ({share:.1%} > "
         f"source.max_reject_fraction={limit}){others}; top reasons: {top}. Wrong folder or file shape? "
-        f"Every rejected line is in {run_dir / STATE / (cluster.key + '.rejects.jsonl')}"
+        f"Every rejected line is in {run_dir / 'rejects.jsonl'}"
     )
 
 

@@ -6,6 +6,8 @@ Those offsets let a shard seek straight to its first line, and let a sample read
 
 from __future__ import annotations
 
+import glob
+
 import hashlib
 import re
 import zlib
@@ -45,6 +47,9 @@ def natural_key(path: Path) -> list:
 def discover(folder: str | Path, pattern: str) -> list[Path]:
     """The cluster files of a folder in natural order, whatever order the file system lists them in."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InstructError(f"source.path={folder} is a file, not a folder: set source.path={folder.parent} (and "
+                            f"source.pattern={glob.escape(folder.name)!r} for this file alone)")
     if not folder.is_dir():
         raise InstructError(f"input folder not found: {folder} (set source.path=/path/to/cluster/files)")
     # The name breaks ties (cluster_1 and cluster_01 sort alike), so no order is left to the file system.

@@ -3,12 +3,17 @@
 - ``messages``: chat format read by TRL, Axolotl (``chat_template``), LLaMA-Factory and HF ``datasets``.
 - ``alpaca``: ``instruction``/``input``/``output`` (Axolotl ``alpaca``, LLaMA-Factory's default).
 - ``sharegpt``: ``conversations`` of ``from``/``value`` turns (Axolotl, LLaMA-Factory ``sharegpt``).
-- ``blueprint``: the bare list of ``system``/``context``/``assistant`` turns with the response wrapped as
-  ``{"text": …}``, as BluePrint's ``finetuning.py`` reads it. It has no room for lineage, so it has a sidecar:
-  ``<file>.meta.jsonl``, one meta object per line, line for line.
+- ``blueprint``: the bare list of ``system``/``context``/``assistant`` turns, as BluePrint's ``finetuning.py``
+  reads it (``json.loads`` per line). The assistant turn holds BluePrint's reply object as JSON: ``{"text": …}``,
+  or for a structured answer (next_action) ``{"actions": {<key>: true/false …}, "text": …}``. A line has no
+  room for lineage, so it has a sidecar outside the data folders, where no data glob finds it:
+  ``meta/<split>/<cluster>.jsonl``, one meta object per line, line for line. HF ``datasets``' JSON reader
+  cannot read bare lists; ``Dataset.from_dict({"chains": rows})`` does, as finetuning.py does.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import orjson
 
@@ -41,15 +46,23 @@ def sharegpt(row: Row) -> dict:
 
 
 def blueprint(row: Row) -> list:
-    answer = {"role": "assistant", "content": orjson.dumps({"text": row.response}).decode()}
+    # An LLM-written response replaces the structured one too, so it is wrapped as text like any other.
+    reply = row.answer if row.answer is not None and row.meta.get("response_source") != "llm" else {"text": row.response}
+    answer = {"role": "assistant", "content": orjson.dumps(reply).decode()}
     if row.context:
         return [{"role": "system", "content": row.instruction}, {"role": "context", "content": row.context}, answer]
     return [{"role": "system", "content": row.instruction}, answer]
 
 
 FORMATS = {"messages": messages, "alpaca": alpaca, "sharegpt": sharegpt, "blueprint": blueprint}
-# Formats whose records cannot carry `meta`; their lineage goes to a parallel `*.meta.jsonl`.
+# Formats whose records cannot carry `meta`; their lineage goes to a parallel file under SIDECAR_DIR.
 SIDECAR_FORMATS = frozenset({"blueprint"})
+SIDECAR_DIR = "meta"
+
+
+def sidecar_path(data_file: Path) -> Path:
+    """The lineage file of ``<run>/<split>/<cluster>.jsonl``: ``<run>/meta/<split>/<cluster>.jsonl``."""
+    return data_file.parent.parent / SIDECAR_DIR / data_file.parent.name / data_file.name
 
 
 class RecordEncoder:

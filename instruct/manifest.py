@@ -27,7 +27,19 @@ def _software() -> dict:
     return found
 
 
-def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, version, started) -> dict:
+def _choices(info) -> dict:
+    """Hydra's group choices; a source option whose path was overridden says so (`source: sample` alone would
+    claim the bundled sample was read)."""
+    choices = dict(info.choices)
+    if "source" in choices and any(o.lstrip("+").startswith("source.path=") for o in info.overrides):
+        choices["source"] = f"{choices['source']} (source.path overridden)"
+    return choices
+
+
+def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, version, started,
+                   resumed: frozenset | set = frozenset()) -> dict:
+    """Args (besides the run's parts): resumed: keys of the clusters finished before a resume, whose threads
+    this process did not read (left out of threads_per_second)."""
     total = Counts()
     outputs: dict = {}
     inputs = []
@@ -44,6 +56,10 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
     dolly_rows = sum(o["dolly"] for o in outputs.values())
     rows = generated + dolly_rows
     seconds = time.time() - started
+    threads_now = sum(results[c.key].counts.used for c in clusters if c.key not in resumed)
+    rows_by_split: dict[str, int] = {}
+    for path, out in outputs.items():
+        rows_by_split[path.split("/")[0]] = rows_by_split.get(path.split("/")[0], 0) + out["rows"]
     summary = total.to_dict()
     return {
         "complete": True,
@@ -54,7 +70,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
         "job_num": info.job_num,
         "seed": cfg.seed,
         "overrides": list(info.overrides),
-        "choices": {**info.choices, "tasks": [task.name for task in tasks]},
+        "choices": {**_choices(info), "tasks": [task.name for task in tasks]},
         "config": OmegaConf.to_container(cfg, resolve=True),
         "tasks": {task.name: {"class": f"{type(task).__module__}.{type(task).__qualname__}", **task.describe()}
                   for task in tasks},
@@ -67,7 +83,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
         "outputs": dict(sorted(outputs.items())),
         "counts": {
             "rows": rows, "generated": generated, "dolly": dolly_rows,
-            "rows_by_split": summary["rows"],
+            "rows_by_split": dict(sorted(rows_by_split.items())), "generated_by_split": summary["rows"],
             "lines_read": total.read, "threads_used": total.used, "sampled_out": total.sampled_out,
             "rejected": total.rejected + (len(dolly.rejects) if dolly else 0),
             "threads_without_task": total.no_task,
@@ -81,6 +97,6 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
                          for path, o in sorted(outputs.items())},
         },
         "software": _software(),
-        "timing": {"seconds": round(seconds, 3),
-                   "threads_per_second": round(total.used / seconds, 1) if seconds > 0 else None},
+        "timing": {"seconds": round(seconds, 3), "resumed_clusters": sorted(resumed),
+                   "threads_per_second": round(threads_now / seconds, 1) if seconds > 0 else None},
     }

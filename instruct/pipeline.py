@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from instruct import __version__
 from instruct.assemble import ClusterResult, check_rejects, dolly_pools, finish_cluster, write_rejects
-from instruct.card import write_card
+from instruct.card import write_card, write_incomplete_card
 from instruct.clusterfile import ClusterFile, discover, scan
 from instruct.counts import Counts
 from instruct.dolly import DollySource
@@ -108,6 +108,7 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
         run_dir = open_run_dir(parent, version, resume_dir, identity)
         setup.parts_dir = run_dir / PARTS
         save_config(run_dir, cfg, info.overrides, info.hydra_config)
+        write_incomplete_card(run_dir)  # until the real card: load_dataset(run_dir) refuses a partial folder
         if not (run_dir / STATE / IDENTITY).exists():  # what a resume is compared with, to say what changed
             write_json(run_dir / STATE / IDENTITY, identity)
         handler = _log_to(run_dir / "run.log")
@@ -119,26 +120,41 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
             for cluster in clusters:
                 if cluster.truncated:
                     log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines - 1)
+            resumed = {c.key for c in clusters if (run_dir / STATE / f"{c.key}.json").exists()}
             results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir)
             manifest = build_manifest(cfg=cfg, info=info, tasks=tasks, clusters=clusters, results=results,
-                                      dolly=dolly, run_dir=run_dir, version=version, started=started)
+                                      dolly=dolly, run_dir=run_dir, version=version, started=started,
+                                      resumed=resumed)
             manifest["responder"] = finish_responder(setup.responder, run_dir, [c.key for c in clusters])
             manifest["pending"] = manifest["responder"]["pending"]  # rows waiting for a Batch answer
-            write_rejects(run_dir, clusters, dolly)
             write_card(run_dir, manifest)
             shutil.rmtree(run_dir / PARTS, ignore_errors=True)  # before the manifest: a complete folder has none
             write_json(run_dir / MANIFEST, manifest)  # last: its presence says the folder is complete
             shutil.rmtree(run_dir / STATE, ignore_errors=True)
         except OSError as exc:  # a part file, a folder, a log line: the disk filled up or went read-only
+            _remove_empty_folders(run_dir)
             where = f" ({exc.filename})" if exc.filename else ""
             raise InstructError(f"cannot write in {run_dir}{where}: {exc.strerror or exc} (disk full or not "
                                 f"writable?); once fixed, finish it with resume={run_dir}") from None
+        except InstructError:
+            _remove_empty_folders(run_dir)
+            raise
         finally:
             logging.getLogger().removeHandler(handler)
             handler.close()
     total = manifest["counts"]
     log.info("wrote %d rows (%d generated, %d Dolly) to %s", total["rows"], total["generated"], total["dolly"], run_dir)
     return run_dir
+
+
+def _remove_empty_folders(run_dir: Path) -> None:
+    """A failed run keeps what explains it (log, rejects, .hydra/, the incomplete card) and what a resume reuses
+    (.state/, finished clusters), but no empty folder."""
+    for folder in (PARTS, "train", "validation", "meta/train", "meta/validation", "meta"):
+        try:
+            (run_dir / folder).rmdir()
+        except OSError:
+            pass
 
 
 def _log_to(path: Path) -> logging.Handler:
@@ -182,7 +198,9 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
     with tqdm(total=total_threads, unit="thread", disable=None if cfg.progress else True, dynamic_ncols=True) as bar:
         executor.run(shards, on_done, bar)
     # Checked once every cluster is done (finished clusters of a resumed run included), so the one message
-    # names the worst file whatever order the clusters finished in, and a resume cannot skip the check.
+    # names the worst file whatever order the clusters finished in, and a resume cannot skip the check. The
+    # rejects are written first, so a run that fails here shows them in its folder.
+    write_rejects(run_dir, clusters, dolly)
     check_rejects(cfg, clusters, results, run_dir)
     return {cluster.key: results[cluster.key] for cluster in clusters}
 

@@ -24,6 +24,19 @@ def unusable_reason(folder: Path) -> str | None:
     return None
 
 
+# The folders of the run (or sweep) dir that did not exist before Hydra made them, deepest first: a run that
+# fails before writing anything removes those of them that are still empty (remove_new_empty_folders).
+NEW_FOLDERS: list[Path] = []
+
+
+def remove_new_empty_folders() -> None:
+    for folder in NEW_FOLDERS:
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+
+
 class OutputFolderCheck(Callback):
     """Fails with one ``error: …`` line (exit status 2, as every user-fixable error) when the output folder
     cannot be created, before Hydra tries to."""
@@ -36,6 +49,11 @@ class OutputFolderCheck(Callback):
 
 
 def _require(folder: Path) -> None:
+    missing = folder.absolute()
+    NEW_FOLDERS.clear()
+    while not missing.exists() and missing != missing.parent:
+        NEW_FOLDERS.append(missing)
+        missing = missing.parent
     reason = unusable_reason(folder)
     if reason:
         print(f"error: cannot create output folder {folder}: {reason} (set output_root=… to a writable folder)",

@@ -18,6 +18,10 @@ ACTION_KEYS = (
     "like", "unlike", "repost", "unrepost", "follow", "unfollow", "block", "unblock",
     "post_update", "post_delete", "quote", "post", "reply", "ignore", "profile_update",
 )
+# The keys of each shape's `actions` object, in the order its files list them.
+RELEASED_ACTION_KEYS = ACTION_KEYS[:13]
+RAW_ACTION_KEYS = ("like", "unlike", "repost", "unrepost", "follow", "unfollow", "block", "unblock", "post_update",
+                   "post_delete", "profile_update", "quote", "ignore")
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ class Thread:
         fields: the other top-level keys of an object-shaped record (``id``, ``cluster_id``, a label field
             such as ``vote`` …), the parsed dict itself rather than a copy; ``{}`` for the list shape. Not
             compared, so two threads are equal exactly as before.
+        raw_shape: the record is a bare list of messages (the intermediate shape), whose actions are
+            RAW_ACTION_KEYS, not the release's RELEASED_ACTION_KEYS.
     """
 
     id: str
@@ -58,6 +64,11 @@ class Thread:
     messages: tuple[Message, ...]
     fields: dict = field(default_factory=dict, compare=False)
     _anchor: Message | None = field(default=_NOT_LOOKED_UP, init=False, repr=False, compare=False)
+    raw_shape: bool = field(default=False, compare=False)
+
+    def action_keys(self) -> tuple[str, ...]:
+        """The keys of this record's shape's `actions` object."""
+        return RAW_ACTION_KEYS if self.raw_shape else RELEASED_ACTION_KEYS
 
     def text_messages(self) -> list[Message]:
         return [m for m in self.messages if m.text]
@@ -89,6 +100,9 @@ class Row:
         response: the target answer, taken from the data (or, later, an LLM).
         context: a separate context, as Dolly rows have; empty for task rows.
         meta: lineage, one fixed set of keys for every row (see ``row_meta``).
+        answer: the response as the JSON object BluePrint's assistant turns hold, for a task whose answer is
+            structured (next_action: ``{"actions": {key: bool …}, "text": …}``); None for plain text, which the
+            ``blueprint`` format wraps as ``{"text": response}``.
     """
 
     task: str
@@ -96,6 +110,7 @@ class Row:
     response: str
     context: str = ""
     meta: dict = field(default_factory=dict)
+    answer: dict | None = None
 
 
 def row_meta(

@@ -7,12 +7,19 @@ with the key named. Range checks that a type cannot express live in ``check``.
 
 from __future__ import annotations
 
+import inspect
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from instruct.errors import InstructError
 from instruct.formats import FORMATS
@@ -47,6 +54,12 @@ class TemplatesConfig:
 @dataclass
 class OutputConfig:
     format: str = "messages"                         # messages | alpaca | sharegpt | blueprint
+
+
+@dataclass
+class CardConfig:
+    chart: bool = True                               # lengths.png beside the card (matplotlib)
+    tokenizer: Optional[str] = None                  # a local tokenizer.json (or its folder): token counts
 
 
 @dataclass
@@ -115,6 +128,7 @@ class InstructConfig:
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     seed: int = 42
@@ -196,16 +210,17 @@ def check(cfg: DictConfig) -> None:
         raise InstructError("source.shard_lines must be >= 1")
     if cfg.source.stats_threads < 0:
         raise InstructError("source.stats_threads must be >= 0")
+    if cfg.card.tokenizer is not None:
+        tokenizer = Path(cfg.card.tokenizer).expanduser()
+        if not (tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer).is_file():
+            raise InstructError(f"card.tokenizer={cfg.card.tokenizer}: no tokenizer.json there (a local file or "
+                                f"folder; nothing is downloaded)")
     if cfg.output.format not in FORMATS:
         raise InstructError(f"output.format={cfg.output.format!r} is unknown; choose one of {sorted(FORMATS)}")
     if not cfg.tasks:
         raise InstructError("no tasks configured (choose a mix: tasks=paper, tasks=all, tasks=persona)")
     for name, task in cfg.tasks.items():
-        if not isinstance(task, DictConfig) or "_target_" not in task:
-            raise InstructError(f"tasks.{name} must be a mapping with a _target_ class")
-        weight = task.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
-            raise InstructError(f"tasks.{name}.weight={weight!r} must be a number >= 0")
+        check_task(f"tasks.{name}", task)
     if sum(float(task.get("weight", 1.0)) for task in cfg.tasks.values()) <= 0:
         raise InstructError("every task weight is zero: set at least one tasks.<name>.weight > 0")
 
@@ -225,3 +240,64 @@ def _check_executor(executor: DictConfig) -> None:
         raise InstructError(f"executor.num_cpus={executor.num_cpus} must be > 0")
     if executor.max_retries < 0:
         raise InstructError(f"executor.max_retries={executor.max_retries} must be >= 0")
+
+
+def check_task(key: str, node: object) -> None:
+    """Check a task node against its class's ``__init__``: every key a parameter, every value of the parameter's
+    annotated type and within the class's ``bounds`` (a number not listed there must be >= 0). Generic, so a new
+    task class gets the same checks; what ties parameters together (min <= max) stays in its ``__init__``."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise InstructError(f"{key} must be a mapping with a _target_ class")
+    try:
+        cls = get_class(node._target_)
+    except Exception as exc:  # Hydra wraps the import error; its first line says what is missing
+        raise InstructError(f"{key}._target_={node._target_!r} is not an importable class: "
+                            f"{str(exc).splitlines()[0]}") from None
+    try:
+        values = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise InstructError(f"{key}: {str(exc).splitlines()[0]}") from None
+    parameters = {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
+                  if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    hints = typing.get_type_hints(cls.__init__)
+    bounds = getattr(cls, "bounds", {})
+    for param, value in values.items():
+        if param.startswith("_"):  # _target_, and Hydra's _partial_/_convert_/…
+            continue
+        if param not in parameters:
+            raise InstructError(f"unknown config key {key}.{param} ({key} takes: {', '.join(parameters)})")
+        expected, fits = _expectation(hints.get(param, Any))
+        low, high = bounds.get(param, (0, None))
+        is_number = expected in ("an integer", "a number")
+        if is_number:
+            expected += (f" in [{low}, {high}]" if high is not None else f" >= {low}") if low is not None else (
+                f" <= {high}" if high is not None else "")
+        if not fits(value) or (is_number and value is not None and (
+                (low is not None and value < low) or (high is not None and value > high))):
+            raise InstructError(f"{key}.{param}={value!r} must be {expected}")
+
+
+def _expectation(hint) -> tuple[str, typing.Callable[[object], bool]]:
+    """What an annotation asks for, in words, and a test of a plain (to_container) config value against it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        words, fits = _expectation(options[0] if len(options) == 1 else Any)
+        if type(None) in args:
+            return f"{words} or null", lambda v: v is None or fits(v)
+        return words, fits
+    if hint is bool:
+        return "true or false", lambda v: type(v) is bool
+    if hint is int:
+        return "an integer", lambda v: type(v) is int
+    if hint is float:
+        return "a number", lambda v: type(v) in (int, float) and math.isfinite(v)
+    if hint is str:
+        return "a string", lambda v: type(v) is str
+    if origin in (list, tuple, Sequence, typing.List) or hint in (list, tuple):
+        inner_words, inner = _expectation(args[0]) if args else ("anything", lambda v: True)
+        plural = inner_words.removeprefix("an ").removeprefix("a ")
+        return f"a list of {plural}s", lambda v: type(v) is list and all(inner(item) for item in v)
+    if origin in (dict, Mapping, typing.Dict) or hint in (dict, Mapping):
+        return "a mapping", lambda v: type(v) is dict
+    return "a value", lambda v: True

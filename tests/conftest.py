@@ -38,14 +38,14 @@ def run_only(tmp_path: Path, task: str, *overrides: str) -> Path:
 
 
 def rows_of(run_dir: Path, split: str = "train") -> list:
-    """Every row of a run's data files of one split (sidecar .meta.jsonl files excluded)."""
-    return [row for path in sorted((run_dir / split).glob("*.jsonl")) if not path.name.endswith(".meta.jsonl")
-            for row in read_jsonl(path)]
+    """Every row of a run's data files of one split."""
+    return [row for path in sorted((run_dir / split).glob("*.jsonl")) for row in read_jsonl(path)]
 
 
 def data_files(run_dir: Path) -> dict[str, bytes]:
     """Every file a trainer or a user reads, by relative path (not the manifest: it records timings)."""
-    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation")
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for split in ("train", "validation", "meta/train",
+                                                                        "meta/validation")
              for p in sorted((run_dir / split).glob("*.jsonl"))}
     files["rejects.jsonl"] = (run_dir / "rejects.jsonl").read_bytes()
     return files

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from collections import Counter
 
 import orjson
@@ -122,7 +123,7 @@ def test_hf_datasets_loads_the_output(tmp_path, fmt):
 def test_blueprint_format_is_what_blueprints_finetuning_reads(tmp_path):
     run = run_pipeline(tmp_path, "output=blueprint", "tasks=paper")
     rows = read_jsonl(run / "train" / "cluster_0.jsonl")
-    metas = read_jsonl(run / "train" / "cluster_0.meta.jsonl")
+    metas = read_jsonl(run / "meta" / "train" / "cluster_0.jsonl")
     assert len(rows) == len(metas) > 0
     for row, meta in zip(rows, metas):
         assert isinstance(row, list)
@@ -185,3 +186,14 @@ def test_version_id_follows_input_contents_not_their_location(tmp_path):
     changed = run_pipeline(tmp_path, "mix=none", f"source.path={moved}")  # one blank line more: one reject
     version = lambda run: run.name.split("_")[-1]
     assert version(here) == version(there) != version(changed)
+
+
+def test_the_manifest_says_when_source_path_was_overridden(tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(ROOT / "data" / "sample", moved)
+    result = subprocess.run([sys.executable, "run.py", f"output_root={tmp_path}", f"source.path={moved}",
+                             "progress=false", "card.chart=false"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1].removeprefix("dataset: "))
+    assert manifest_of(run_dir)["choices"]["source"] == "sample (source.path overridden)"

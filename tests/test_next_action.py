@@ -11,7 +11,7 @@ import pytest
 from conftest import compose_config, manifest_of, read_jsonl, run_pipeline
 
 from instruct.parsing import parse_thread
-from instruct.records import ACTION_KEYS
+from instruct.records import ACTION_KEYS, RAW_ACTION_KEYS, RELEASED_ACTION_KEYS
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.next_action import NO_EARLIER, NextActionTask
@@ -52,8 +52,13 @@ def test_reply_gives_its_action_and_text_and_the_context_names_users():
     assert row.response.startswith('{"actions":["reply"],"text":')  # compact, keys in the documented order
     assert "User_0: Trams are back on Main Street\nUser_1: About time" in row.instruction
     assert "User_0" in row.instruction.replace("User_0: Trams", "")  # the actor (user a) is named as User_0
-    assert ", ".join(ACTION_KEYS) in row.instruction
+    # The released shape has no ignore/profile_update: only its own 13 keys are offered.
+    assert ", ".join(RELEASED_ACTION_KEYS) in row.instruction
+    assert "ignore" not in row.instruction and "profile_update" not in row.instruction
     assert "Agreed" not in row.instruction and not UNFILLED.search(row.instruction)
+    # output=blueprint: BluePrint's own reply object, actions as booleans over the offered keys
+    assert row.answer == {"actions": _actions("reply"), "text": "Agreed, and the buses\nshould follow"}
+    assert list(row.answer["actions"]) == list(RELEASED_ACTION_KEYS)
 
 
 def test_one_message_post_has_no_context_and_the_post_is_the_answer():
@@ -75,6 +80,8 @@ def test_raw_shape_action_string_with_ignore_and_an_action_only_context_message(
     thread = parse_thread(raw, cluster="cluster_0", line=4)
     row = _task().build(thread, CONTEXT, Draws(np.random.default_rng(1)))
     assert orjson.loads(row.response) == {"actions": ["ignore"], "text": None}
+    assert row.answer == {"actions": {key: key == "ignore" for key in RAW_ACTION_KEYS}}  # no text: no text key
+    assert ", ".join(RAW_ACTION_KEYS) in row.instruction and "reply" not in row.instruction
     assert "User_0: New bike lanes downtown\nUser_1: [like, repost]" in row.instruction
     assert "User_2" in row.instruction
 
@@ -88,6 +95,7 @@ def test_declines_a_last_message_without_actions_or_with_unlisted_actions():
     assert _task(actions=["post", "reply"]).decline_reason(thread, CONTEXT) == "action not among the listed options"
     row = _task(actions=["like", "follow"]).build(thread, CONTEXT, Draws(np.random.default_rng(0)))
     assert "like, follow" in row.instruction and "unfollow" not in row.instruction
+    assert row.answer == {"actions": {"like": True, "follow": False}}
     with pytest.raises(ValueError, match="unknown action"):
         NextActionTask(actions=["retweet"])
 
@@ -127,3 +135,22 @@ def test_real_sample_every_answer_is_the_last_message(tmp_path, shared_sample, s
     assert counts["declined"] == ({"last message has no actions field": without_actions} if without_actions else {})
     if shape == "raw":
         assert without_actions > 0  # raw posts and replies carry only text
+
+
+@pytest.mark.parametrize("shape", ["released", "raw"])
+def test_real_sample_blueprint_rows_hold_blueprints_reply_object(tmp_path, shared_sample, shape):
+    """output=blueprint: the assistant turn is {"actions": {<shape key>: bool …}, "text": …} as BluePrint's prompt
+    and its compute_metrics read it (actions an object of booleans), with the lineage in meta/, line for line."""
+    keys = RAW_ACTION_KEYS if shape == "raw" else RELEASED_ACTION_KEYS
+    run = run_pipeline(tmp_path, *ONLY_NEXT_ACTION, f"source.path={shared_sample / shape}", "output=blueprint")
+    for cluster in ("cluster_0", "cluster_1"):
+        lines = (shared_sample / shape / f"{cluster}.jsonl").read_bytes().splitlines()
+        rows, metas = read_jsonl(run / "train" / f"{cluster}.jsonl"), read_jsonl(run / "meta" / "train" / f"{cluster}.jsonl")
+        assert len(rows) == len(metas) > 0
+        for turns, meta in zip(rows, metas):
+            last = parse_thread(lines[meta["line"] - 1], cluster=cluster, line=meta["line"]).messages[-1]
+            reply = orjson.loads(turns[-1]["content"])
+            assert list(reply["actions"]) == list(keys)
+            assert {k for k, v in reply["actions"].items() if v} == set(last.actions)
+            assert reply.get("text") == last.text and ("text" in reply) == (last.text is not None)
+            assert ", ".join(keys) in turns[0]["content"]

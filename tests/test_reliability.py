@@ -101,6 +101,14 @@ def test_over_the_reject_threshold_one_message_names_the_worst_file(tmp_path):
                                f"source.max_reject_fraction=0.05) (1 more file(s) over the limit)")
     assert "top reasons: blank line (25); empty thread (10); invalid JSON: unexpected character" in message
     assert not any(is_complete(d) for d in (tmp_path / "out").iterdir())
+    # The rejects are readable in the failed run's own folder, which the message names; no empty folder is left.
+    [run_dir] = (tmp_path / "out").iterdir()
+    assert message.endswith(f"Every rejected line is in {run_dir / 'rejects.jsonl'}")
+    rejects = read_jsonl(run_dir / "rejects.jsonl")
+    assert len(rejects) == 10 + 40 and {r["file"] for r in rejects} == {str(folder / "cluster_0.jsonl"),
+                                                                        str(folder / "cluster_1.jsonl")}
+    assert not [d for d in run_dir.rglob("*") if d.is_dir() and not any(d.iterdir())]
+    assert "incomplete" in (run_dir / "README.md").read_text()
 
 
 def test_a_run_at_the_threshold_succeeds_and_one_line_more_fails(tmp_path):
@@ -338,3 +346,29 @@ def test_paths_in_the_data_never_decide_where_files_are_written(tmp_path):
     assert not Path("/tmp/evil_abs").exists() and not any("evil" in p.name for p in created)
     rows = read_jsonl(run_dir / "train" / "cluster_0.jsonl")
     assert {r["meta"]["thread_id"] for r in rows if r["task"] != "dolly"} <= set(evil)  # kept as data
+
+
+def test_an_interrupted_run_is_visibly_incomplete_and_its_resume_times_only_its_own_threads(tmp_path, big_input):
+    datasets = pytest.importorskip("datasets")
+    _, run_dir = _interrupted_copy(tmp_path, big_input)
+    finished = {p.stem for p in _finished_states(run_dir)}
+    assert finished and list((run_dir / "train").glob("cluster_*.jsonl")), "some clusters are on disk"
+    with pytest.raises(Exception, match="No \\(supported\\) data files found"):  # no silent partial dataset
+        datasets.load_dataset(str(run_dir), cache_dir=str(tmp_path / "hf"))
+    assert (run_dir / "README.md").read_text().splitlines()[8].endswith("incomplete")
+    show = subprocess.run([sys.executable, "-m", "instruct", "show", str(run_dir)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert show.returncode == 2 and show.stderr.startswith(f"error: {run_dir} is an incomplete run")
+    anyway = subprocess.run([sys.executable, "-m", "instruct", "show", str(run_dir), "--incomplete", "-n", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert anyway.returncode == 0 and anyway.stderr.startswith("warning:") and "prompt:" in anyway.stdout
+
+    code, stderr = finish(cli(f"resume={run_dir}", f"output_root={tmp_path / 'out'}"))
+    assert code == 0, stderr
+    manifest = manifest_of(run_dir)
+    assert set(manifest["timing"]["resumed_clusters"]) == finished
+    read_now = sum(c["used"] for c in manifest["inputs"]["clusters"] if c["cluster"] not in finished)
+    assert read_now < manifest["counts"]["threads_used"]
+    assert manifest["timing"]["threads_per_second"] == pytest.approx(read_now / manifest["timing"]["seconds"], rel=1e-3)
+    assert datasets.load_dataset(str(run_dir), cache_dir=str(tmp_path / "hf2"))["train"].num_rows == \
+        manifest["counts"]["rows_by_split"]["train"]

@@ -278,7 +278,7 @@ def test_rerun_is_answered_from_the_cache_with_identical_bytes(llm, tmp_path):
 def test_sidecar_format_stays_line_for_line(llm, tmp_path):
     run = run_pipeline(tmp_path, *llm_args(llm, tmp_path, "output=blueprint"))
     for data in sorted((run / "train").glob("cluster_*[0-9].jsonl")):
-        lines, metas = read_jsonl(data), read_jsonl(data.with_suffix(".meta.jsonl"))
+        lines, metas = read_jsonl(data), read_jsonl(run / "meta" / "train" / data.name)
         assert len(lines) == len(metas)
         for turns, meta in zip(lines, metas):
             if meta["task"] == "completion":

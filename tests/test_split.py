@@ -7,7 +7,7 @@ from conftest import manifest_of, read_jsonl, run_pipeline
 
 
 def rows_by_split(run):
-    return {split: [row for path in sorted((run / split).glob("cluster_*.jsonl")) if not path.name.endswith(".meta.jsonl")
+    return {split: [row for path in sorted((run / split).glob("cluster_*.jsonl"))
                     for row in read_jsonl(path)] for split in ("train", "validation")}
 
 
@@ -38,6 +38,6 @@ def test_blueprint_format_keeps_lineage_in_a_parallel_meta_file(tmp_path):
     for split in ("train", "validation"):
         for data in (run / split).glob("cluster_?.jsonl"):
             rows = read_jsonl(data)
-            metas = read_jsonl(data.with_suffix(".meta.jsonl"))
+            metas = read_jsonl(run / "meta" / split / data.name)
             assert len(rows) == len(metas)
             assert all(meta["split"] == split for meta in metas)

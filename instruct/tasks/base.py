@@ -75,6 +75,9 @@ class Task(ABC):
     slots: ClassVar[dict[str, Slots]]      # placeholders provided, per template variant
     lookback: int = 0                      # how many earlier threads the task wants to see
     uses_stats: ClassVar[bool] = False     # whether it reads the cluster's word statistics
+    # Inclusive (low, high) limits of numeric __init__ parameters, None = open; a number not listed must be >= 0.
+    # Checked from the config before the task is built (schema.check_tasks), so a bad value names its key.
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
     # Set by the pipeline when an LLM responder writes this task's responses: a task whose offline answer
     # needs something the model supplies itself (a label, a paraphrase partner) then accepts threads without it.
     llm_answers: bool = False

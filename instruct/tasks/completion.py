@@ -21,6 +21,8 @@ class CompletionTask(Task):
     template_file = "completion"
     slots = {"default": Slots.of("beginning")}
 
+    bounds = {"min_words": (2, None), "min_side": (1, None)}
+
     def __init__(self, weight: float = 1.0, min_words: int = 10, min_side: int = 3):
         super().__init__(weight)
         if min_side < 1 or min_words < 2 * min_side:

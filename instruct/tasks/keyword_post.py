@@ -50,6 +50,8 @@ class KeywordPostTask(Task):
     slots = {"default": Slots.of("keywords")}
     uses_stats = True
 
+    bounds = {"max_keywords": (1, None), "min_words": (1, None)}
+
     def __init__(self, weight: float = 1.0, max_keywords: int = 5, min_words: int = 5):
         super().__init__(weight)
         if max_keywords < 1:

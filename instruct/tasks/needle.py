@@ -140,6 +140,9 @@ class NeedleTask(Task):
         "multi": Slots.of("haystack", "ordinals"),
     }
 
+    bounds = {"max_messages": (2, None), "max_chars": (1, None), "min_messages": (2, None), "needles": (1, None),
+              "snippet_words": (1, None)}
+
     def __init__(self, weight: float = 1.0, variants: list[str] = VARIANTS, max_messages: int = 30,
                  max_chars: int = 6000, min_messages: int = 5, lookback: int = 40, needles: int = 3,
                  snippet_words: int = 5):

@@ -38,9 +38,13 @@ class NextActionTask(Task):
 
     Args:
         weight: relative chance of being drawn.
-        actions: the options listed in the prompt, in this order; null = every key of ``records.ACTION_KEYS``
-            (the released shape's 13 plus the raw shape's ``ignore``/``profile_update``). A thread whose
-            true actions are not all listed is declined.
+        actions: the options listed in the prompt, in this order; null = the keys of the thread's own shape
+            (``records.RELEASED_ACTION_KEYS`` or ``RAW_ACTION_KEYS``: only the raw shape has ``ignore`` and
+            ``profile_update``, only the release ``post`` and ``reply``). A thread whose true actions are not
+            all listed is declined.
+
+    ``Row.answer`` carries the same answer in BluePrint's own assistant shape, for ``output=blueprint``:
+    ``{"actions": {<each listed option>: true/false}, "text": …}``, ``text`` left out when the message has none.
         max_context_messages: the context shows at most this many of the latest earlier messages, with a
             first line saying how many were left out.
     """
@@ -48,10 +52,12 @@ class NextActionTask(Task):
     template_file = "next_action"
     slots = {"default": Slots.of("context", "user", "action_list")}
 
+    bounds = {"max_context_messages": (1, None)}
+
     def __init__(self, weight: float = 1.0, actions: list[str] | None = None, max_context_messages: int = 30):
         super().__init__(weight)
-        self.actions = list(actions) if actions else list(ACTION_KEYS)
-        unknown = sorted(set(self.actions) - set(ACTION_KEYS))
+        self.actions = list(actions) if actions else None  # None: each thread's shape's keys
+        unknown = sorted(set(self.actions or ()) - set(ACTION_KEYS))
         if unknown:
             raise ValueError(f"next_action.actions: unknown action(s) {unknown}; known: {list(ACTION_KEYS)}")
         if max_context_messages < 1:
@@ -64,7 +70,7 @@ class NextActionTask(Task):
             return "last message has no actions field"
         if not actions:
             return "last message has no true action"
-        if not set(actions) <= set(self.actions):
+        if not set(actions) <= set(self.actions or thread.action_keys()):
             return "action not among the listed options"
         return None
 
@@ -76,12 +82,17 @@ class NextActionTask(Task):
         lines = [f"{self._label(labels, m.user)}: {self._content(m)}" for m in shown]
         if len(shown) < len(earlier):
             lines.insert(0, f"({len(earlier) - len(shown)} earlier messages not shown)")
+        options = self.actions or thread.action_keys()
         instruction, template_id = self.render(
             "default", draws, context="\n".join(lines) if lines else NO_EARLIER, user=self._label(labels, last.user),
-            action_list=", ".join(self.actions))
+            action_list=", ".join(options))
         response = orjson.dumps({"actions": list(last.actions), "text": last.text}).decode()
-        return self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
-                        variant="default")
+        row = self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
+                       variant="default")
+        row.answer = {"actions": {key: key in last.actions for key in options}}
+        if last.text is not None:
+            row.answer["text"] = last.text
+        return row
 
     @staticmethod
     def _label(labels: dict[str, str], user: str) -> str:

@@ -56,6 +56,8 @@ class ParaphraseTask(Task):
     slots = {"default": Slots.of("post")}
     uses_stats = True
 
+    bounds = {"min_cosine": (0, 1), "max_overlap": (0, 1), "min_shared": (1, None)}
+
     def __init__(self, weight: float = 1.0, min_cosine: float = 0.3, max_overlap: float = 0.6, min_shared: int = 3):
         super().__init__(weight)
         if not 0 < min_cosine <= 1 or not 0 <= max_overlap <= 1:

@@ -43,6 +43,8 @@ class SummarizationTask(Task):
     slots = {"default": Slots.of("conversation", optional=("max_points",))}
     uses_stats = True
 
+    bounds = {"max_points": (1, None), "min_messages": (3, None), "max_messages": (3, None), "max_chars": (1, None)}
+
     def __init__(self, weight: float = 1.0, max_points: int = 3, min_messages: int = 3, max_messages: int = 8,
                  max_chars: int = 3000, lookback: int = 20):
         super().__init__(weight)

@@ -49,6 +49,8 @@ class TopicPostTask(Task):
     slots = {"default": Slots.of("topic")}
     uses_stats = True
 
+    bounds = {"max_words": (1, None), "min_words": (1, None)}
+
     def __init__(self, weight: float = 1.0, max_words: int = 3, min_words: int = 5):
         super().__init__(weight)
         if max_words < 1:

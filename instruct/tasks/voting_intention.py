@@ -110,6 +110,8 @@ class VotingIntentionTask(Task):
     template_file = "voting_intention"
     slots = {"prompt": Slots.of("history"), "response": Slots.of("label")}
 
+    bounds = {"max_posts": (1, None)}
+
     def __init__(self, weight: float = 1.0, labels: Mapping | None = None, max_posts: int = 20):
         super().__init__(weight)
         labels = dict(labels or {})
