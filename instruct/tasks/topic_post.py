@@ -10,6 +10,9 @@ handle or link; shouting lowercased, names keep their capital), scored by how to
   lowercase word (slang, a typo, "samiiii") 0.5;
 - a phrase scores the mean of its words, times ``1 + 0.3 * (words - 1)`` when it is a whole run ("Social
   Security", "creature comforts"), ``1 + 0.15 * (words - 1)`` when it is cut out of a longer one;
+- a phrase that reads like a clause (a lowercase -ly word at either end, a lowercase -ed/-ing word at its
+  end: "Hardman recorded", "moment thinking") scores 0.6 times as much, and one that repeats a word is no
+  phrase;
 - ties go to the phrase rarer in the cluster (mean IDF), then to the earlier one.
 
 This is the candidate rule of RAKE/YAKE (runs between stopwords) with a frequency band in place of YAKE's
@@ -27,6 +30,17 @@ from instruct.templates import Slots
 from instruct.text import NOT_PROSE, RARE_ZIPF, ClusterStats, hashtags, join_words, phrase_runs, words, zipf
 
 KNOWN_ZIPF = 3.0  # wordfreq's small list holds every word at or above this
+EDGE_PENALTY = 0.6
+
+
+def clause_like(first: tuple[str, str], last: tuple[str, str]) -> bool:
+    """Whether a phrase's edges make it a clause, not a topic: an adverb at either end ("typically aim") or a
+    verb form at the end ("Hardman recorded", "moment thinking"); only lowercase words are judged (a name or
+    a leading gerund, "reasoning powers", is not)."""
+    def ends(pair: tuple[str, str], endings: tuple[str, ...]) -> bool:
+        return pair[0].islower() and len(pair[1]) > 4 and pair[1].endswith(endings)
+
+    return ends(first, ("ly",)) or ends(last, ("ly", "ed", "ing"))
 
 
 def prose_words(text: str) -> list[str]:
@@ -114,7 +128,11 @@ class TopicPostTask(Task):
                     phrase_lower = [l for _, l in window]
                     if sorted(phrase_lower) == sorted(opening[:size]):  # the post's opening words
                         continue
+                    if len(set(phrase_lower)) < size:  # "rumors NHL Rumors"
+                        continue
                     score = sum(word_score(w, l) for w, l in window) / size
+                    if clause_like(window[0], window[-1]):
+                        score *= EDGE_PENALTY
                     score *= 1 + (0.3 if whole and size == len(part) else 0.15) * (size - 1)
                     rarity = sum(stats.idfs(phrase_lower)) / size
                     scored.append((-round(score, 6), -round(rarity, 6), len(scored), phrase_written))
