@@ -50,7 +50,8 @@ class NextActionTask(Task):
     template_file = "next_action"
     slots = {"thread": Slots.of("context", "user", "action_list"),
              # Nothing is shown: a template that points at a thread or context would promise what is not there.
-             "new_post": Slots.of("user", "action_list", must_not_say=ONE_THREAD + ("above", "below", "so far"))}
+             "new_post": Slots.of("user", "action_list", must_say=("new post",),
+                                  must_not_say=ONE_THREAD + ("above", "below", "so far"))}
 
     def __init__(self, weight: float = 1.0, actions: list[str] | None = None, max_context_messages: int = 30):
         super().__init__(weight)
