@@ -1,10 +1,10 @@
 """Paraphrase: the prompt shows one real post; an LLM responder writes its paraphrase.
 
 There is no offline answer. Mining pairs of real posts that say the same thing does not work on BluePrint
-data: measured with a sentence-embedding model (all-MiniLM-L6-v2) on the 974 real posts of the sample, pairs
-with cosine >= 0.75, word overlap <= 0.5 and no shared 6-word run numbered one (two golf-shot posts stating
-different facts); at 0.65, eight, all the same subject but different posts. The pairs the earlier TF-IDF
-miner kept had a median MiniLM cosine of 0.50, and a third were a quote or a fragment of one another. So
+data: over the 396 distinct real posts of the sample (>= 5 words), pairs with sentence-embedding cosine
+(all-MiniLM-L6-v2) >= 0.75, word overlap <= 0.5, no shared 6-word run and comparable lengths numbered one (two
+golf-shot posts stating different facts); at 0.65, three, all the same subject but different posts. The 4 pairs
+the earlier TF-IDF miner kept on that sample were none of them a paraphrase. So
 with ``responder=none`` the task is "not applicable: needs an LLM responder": it declines every thread with
 that reason and the manifest says so (``tasks.paraphrase.status``); with ``responder=…`` (and paraphrase in
 ``responder.tasks``) the LLM writes the paraphrase of each real post.
