@@ -26,13 +26,30 @@ STOPWORDS = frozenset(word.replace("’", "'").lower() for word in get_stop_word
 # a word at or above a task's ``max_zipf`` is filler ("time", "people", "good") and makes no keyword or topic.
 # A word not in the list is rarer than Zipf 3 (a name, a typo, slang) and gets RARE_ZIPF.
 RARE_ZIPF = 0.0
-_FREQUENCY = get_frequency_dict("en", wordlist="small")
+
+
+class _ZipfTable(dict):
+    """Lowercased word -> Zipf frequency, every word of wordfreq's small list computed up front (~5 ms), so a
+    lookup is one dict access."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__((word, math.log10(frequency) + 9.0)
+                         for word, frequency in get_frequency_dict("en", wordlist="small").items())
+
+
+_ZIPF = _ZipfTable()
 
 
 def zipf(lowered: str) -> float:
     """Zipf frequency of a lowercased word in general English (log10 of uses per billion words)."""
-    frequency = _FREQUENCY.get(lowered)
-    return math.log10(frequency) + 9.0 if frequency else RARE_ZIPF
+    return _ZIPF.get(lowered, RARE_ZIPF)
+
+
+def zipfs(lowered: Iterable[str]) -> list[float]:
+    """``zipf`` of each of already lowercased words."""
+    return [_ZIPF.get(word, RARE_ZIPF) for word in lowered]
 
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")

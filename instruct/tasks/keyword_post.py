@@ -10,7 +10,7 @@ from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import post_words, zipf
+from instruct.text import post_words, zipfs
 
 T = TypeVar("T")
 
@@ -69,9 +69,12 @@ class KeywordPostTask(Task):
     def candidates(self, text: str) -> tuple[list[str], list[str]]:
         """The post's keyword candidates as written (case-normalised) and lowercased."""
         analysis = post_words(text)
-        pairs = [(word, lower) for word, lower in zip(analysis.content, analysis.content_lower)
-                 if zipf(lower) < self.max_zipf]
-        return [word for word, _ in pairs], [lower for _, lower in pairs]
+        written, lowered = analysis.content, analysis.content_lower
+        keep = [value < self.max_zipf for value in zipfs(lowered)]
+        if all(keep):  # most posts: no filler among their content words
+            return list(written), list(lowered)
+        return ([word for word, kept in zip(written, keep) if kept],
+                [word for word, kept in zip(lowered, keep) if kept])
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         analysis = anchor_post_words(thread, self.min_words)
