@@ -159,10 +159,12 @@ def _token_content_words(token: str) -> tuple[tuple[str, str], ...]:
 def written_form(word: str) -> str:
     """A word as a prompt names it: lowercase and capitalised words as written (proper nouns keep their
     capital); shouting (``BIRTHDAY``) and mixed case (``gLitcH``) lowercased; a short all-caps word that is
-    not a common English word (``NASA``, ``FEMA``) kept as an acronym."""
+    not a common English word (``NASA``, ``FEMA``), or its plural (``GPs``), kept as an acronym."""
     if word.islower() or word.istitle():
         return word
     if word.isupper() and len(word) <= 4 and zipf(word.lower()) < 5.0:
+        return word
+    if len(word) <= 5 and word[-1] == "s" and word[:-1].isupper():  # a plural acronym (AOCs, GPs)
         return word
     return word.lower()
 

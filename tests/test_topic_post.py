@@ -15,7 +15,7 @@ from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.topic_post import TopicPostTask, is_opening, prose_words
 from instruct.templates import TemplateSet
-from instruct.text import STOPWORDS, ClusterStats, content_words, contains_whole_word, zipf
+from instruct.text import STOPWORDS, ClusterStats, content_words, contains_whole_word, written_form, zipf
 
 TEMPLATES = TemplateSet("default")
 UNFILLED = re.compile(r"\{[A-Za-z_]+\}")
@@ -123,7 +123,7 @@ def assert_topic_is_kept(task: TopicPostTask, text: str, topic: list[str]) -> No
         for word in phrase.split():
             assert word.lower() in allowed and word.lower() not in STOPWORDS and word.isalpha()
             assert zipf(word.lower()) < task.max_zipf
-            assert word.islower() or word.istitle() or (word.isupper() and len(word) <= 4)  # no shouting
+            assert written_form(word) == word  # case-normalised: no SHOUTING, no gLitcH
 
 
 def test_topic_post_rows_on_the_real_sample(tmp_path, shared_sample):
