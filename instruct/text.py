@@ -114,9 +114,8 @@ class PostWords:
 
 
 # Every task offered a thread asks about the same post (to decline, then to build), so recent posts are kept.
-# Bounded, so memory stays flat however many threads flow through (a few MB at most), but larger than a
-# 1024-line chunk: paraphrase mining analyses a whole chunk's posts before they are offered, and the tasks
-# then find those analyses here (tasks=all: ~81 → ~75 µs a thread).
+# Bounded, so memory stays flat however many threads flow through (a few MB at most); a summarization feed
+# or a needle haystack reads the posts of up to a few dozen earlier threads again, which are still here.
 @lru_cache(maxsize=2048)
 def post_words(text: str) -> PostWords:
     """The (shared) word analysis of a post."""
