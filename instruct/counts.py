@@ -14,18 +14,21 @@ class TaskCounts:
         produced: rows it built.
         declined: why it could not use a thread, reason → count.
         failed: why a drawn build gave no row after all, reason → count.
+        variants: rows per template variant (summarization: ``thread`` vs ``feed`` prompts).
     """
 
     offered: int = 0
     produced: int = 0
     declined: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
+    variants: Counter = field(default_factory=Counter)
 
     def add(self, other: "TaskCounts") -> None:
         self.offered += other.offered
         self.produced += other.produced
         self.declined.update(other.declined)
         self.failed.update(other.failed)
+        self.variants.update(other.variants)
 
     @property
     def eligible(self) -> int:
@@ -34,7 +37,8 @@ class TaskCounts:
 
     def to_dict(self) -> dict:
         return {"offered": self.offered, "eligible": self.eligible, "produced": self.produced,
-                "declined": dict(sorted(self.declined.items())), "failed": dict(sorted(self.failed.items()))}
+                "declined": dict(sorted(self.declined.items())), "failed": dict(sorted(self.failed.items())),
+                "variants": dict(sorted(self.variants.items()))}
 
 
 @dataclass(slots=True)
@@ -94,5 +98,6 @@ class Counts:
                      reject_reasons=Counter(data["reject_reasons"]), templates=Counter(data["templates"]))
         for name, task in data["tasks"].items():
             counts.tasks[name] = TaskCounts(task["offered"], task["produced"],
-                                            Counter(task["declined"]), Counter(task["failed"]))
+                                            Counter(task["declined"]), Counter(task["failed"]),
+                                            Counter(task.get("variants", {})))
         return counts

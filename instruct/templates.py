@@ -8,6 +8,7 @@ and the template id.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,21 +21,34 @@ from instruct.errors import InstructError
 BUNDLED = Path(__file__).parent / "prompts"
 
 
+# What a prompt built from several threads must not call itself: one thread, conversation or discussion.
+ONE_THREAD = ("this discussion", "the discussion", "this conversation", "the conversation", "this thread",
+              "the thread", "this exchange", "the exchange", "following discussion", "following conversation",
+              "following thread")
+
+
 @dataclass(frozen=True, slots=True)
 class Slots:
-    """The placeholders a task provides to one variant's templates.
+    """What a task provides to one variant's templates, and what its answers promise.
 
     Args:
         required: every template must use each of these (a prompt without its haystack is useless).
         optional: may be used.
+        must_say: a template must contain one of these phrases (case-insensitive): the promise the task's
+            answer keeps (an extractive answer is a "verbatim" quote).
+        must_not_say: a template must contain none of these: promises the answer cannot keep ("in a few
+            sentences" for a copied message, "this thread" for a feed of many threads).
     """
 
     required: frozenset[str]
     optional: frozenset[str] = frozenset()
+    must_say: tuple[str, ...] = ()
+    must_not_say: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, *required: str, optional: tuple[str, ...] = ()) -> "Slots":
-        return cls(frozenset(required), frozenset(optional))
+    def of(cls, *required: str, optional: tuple[str, ...] = (), must_say: tuple[str, ...] = (),
+           must_not_say: tuple[str, ...] = ()) -> "Slots":
+        return cls(frozenset(required), frozenset(optional), tuple(must_say), tuple(must_not_say))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +155,19 @@ def _lint(path: Path, entry: object, slots: Slots, seen: set[str]) -> Template:
     missing = sorted(slots.required - set(used))
     if missing:
         raise InstructError(f"{where}: missing placeholder(s) {missing}")
+    # The template's own words (placeholders blanked), so a phrase inside a filled-in post never counts.
+    wording = " ".join(Template(template_id, text).render({name: " " for name in used}).lower().split())
+    broken = [phrase for phrase in slots.must_not_say if _says(wording, phrase)]
+    if broken:
+        raise InstructError(f"{where}: says {broken[0]!r}, a promise this task's answer cannot keep")
+    if slots.must_say and not any(_says(wording, phrase) for phrase in slots.must_say):
+        raise InstructError(f"{where}: must say one of {list(slots.must_say)} (the promise its answer keeps)")
     template = Template(template_id, text)
     if not template.render({name: "" for name in used}).strip():
         raise InstructError(f"{where}: renders to an empty prompt")
     return template
+
+
+def _says(wording: str, phrase: str) -> bool:
+    """Whether the phrase occurs in the (lowercased) wording as whole words."""
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", wording) is not None

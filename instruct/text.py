@@ -9,23 +9,48 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Iterable
 
-# A compact English stopword list (function words and social-media filler); a keyword or topic word is
-# never one of these.
-STOPWORDS = frozenset("""
-a about above after again against all almost also am among an and any are aren't as at be because been
-before being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-don't down during each either else ever every few for from further get gets getting got had hadn't has
-hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his how how's i i'd
-i'll i'm i've if in into is isn't it it's its itself just least less let's like likely made make many may
-me might more most much must mustn't my myself no nor not now of off often on once one only or other
-ought our ours ourselves out over own per rather really same say says said shall shan't she she'd she'll
-she's should shouldn't since so some still such than that that's the their theirs them themselves then
-there there's these they they'd they'll they're they've this those though through to too under until up
-upon us very via was wasn't we we'd we'll we're we've were weren't what what's when when's where where's
-whether which while who who's whom whose why why's will with within without won't would wouldn't yet you
-you'd you'll you're you've your yours yourself yourselves yes yeah ok okay lol im dont cant wont thats
-gonna wanna gotta going go goes went know think thing things way lot lots even well back new today
-""".split())
+from stop_words import get_stop_words
+from wordfreq import get_frequency_dict
+
+# Stopwords: the maintained English list of the ``stop-words`` package, plus the social-media filler and link
+# fragments it lacks (a keyword or topic word is never one of these). Apostrophes are compared straight, so
+# "don’t" is the stopword "don't".
+_SOCIAL_FILLER = """
+lol lmao lmfao omg wtf tbh imo imho idk btw smh ngl fyi irl rofl haha hahaha hehe yeah yep nope yea okay
+gonna wanna gotta kinda sorta dunno ain't y'all
+http https www com org net html amp nbsp url
+"""
+STOPWORDS = frozenset(word.replace("’", "'").lower() for word in get_stop_words("en")) | frozenset(_SOCIAL_FILLER.split())
+
+# General English word frequencies (wordfreq's "small" list: the ~29 k words of Zipf frequency >= 3, 3 MB):
+# a word at or above a task's ``max_zipf`` is filler ("time", "people", "good") and makes no keyword or topic.
+# A word not in the list is rarer than Zipf 3 (a name, a typo, slang) and gets RARE_ZIPF.
+RARE_ZIPF = 0.0
+
+
+class _ZipfTable(dict):
+    """Lowercased word -> Zipf frequency, every word of wordfreq's small list computed up front (~5 ms), so a
+    lookup is one dict access."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__((word, math.log10(frequency) + 9.0)
+                         for word, frequency in get_frequency_dict("en", wordlist="small").items())
+
+
+_ZIPF = _ZipfTable()
+
+
+def zipf(lowered: str) -> float:
+    """Zipf frequency of a lowercased word in general English (log10 of uses per billion words)."""
+    return _ZIPF.get(lowered, RARE_ZIPF)
+
+
+def zipfs(lowered: Iterable[str]) -> list[float]:
+    """``zipf`` of each of already lowercased words."""
+    return [_ZIPF.get(word, RARE_ZIPF) for word in lowered]
+
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 # Tokens that are not words of the post's language: handles, <URL>-style placeholders, links.
@@ -42,8 +67,9 @@ def words(text: str) -> list[str]:
 
 
 def content_words(text: str) -> list[str]:
-    """Words that carry meaning, in order of first use, case kept: letters only (no numbers), at least
-    three characters, not a stopword, not part of a handle or a ``<URL>`` token."""
+    """Words that carry meaning, in order of first use: letters only (no numbers), at least three characters,
+    not a stopword (curly apostrophes read as straight), not a contraction (a possessive counts as its noun),
+    not part of a handle or a ``<URL>`` token; case-normalised by ``written_form``."""
     return list(post_words(text).content)
 
 
@@ -88,9 +114,8 @@ class PostWords:
 
 
 # Every task offered a thread asks about the same post (to decline, then to build), so recent posts are kept.
-# Bounded, so memory stays flat however many threads flow through (a few MB at most), but larger than a
-# 1024-line chunk: paraphrase mining analyses a whole chunk's posts before they are offered, and the tasks
-# then find those analyses here (tasks=all: ~81 → ~75 µs a thread).
+# Bounded, so memory stays flat however many threads flow through (a few MB at most); a summarization feed
+# or a needle haystack reads the posts of up to a few dozen earlier threads again, which are still here.
 @lru_cache(maxsize=2048)
 def post_words(text: str) -> PostWords:
     """The (shared) word analysis of a post."""
@@ -109,16 +134,38 @@ def _content_words(tokens: list[str]) -> dict[str, str]:
 
 
 def _token_content_words(token: str) -> tuple[tuple[str, str], ...]:
-    """``(lowercased, as written)`` of each content word in a whitespace-free token (``parks``, ``well,``
-    ``#Climate``, ``don't``), none from a handle or a ``<URL>``-style token."""
+    """``(lowercased, written)`` of each content word in a whitespace-free token (``parks``, ``well,``
+    ``#Climate``, ``Trump’s``), none from a handle or a ``<URL>``-style token; ``written`` is its
+    case-normalised form (see ``written_form``)."""
     if token.isalpha():  # a bare word, the common case
         found = [token]
     else:
         if "@" in token or "<" in token or "http" in token or "www." in token:
             token = NOT_PROSE.sub(" ", token)
-        # isalpha() is the fast yes; words with an apostrophe (or rare numeric letters) ask the pattern.
-        found = [word for word in _WORD.findall(token) if word.isalpha() or _ALPHA_WORD.fullmatch(word)]
-    return tuple((word.lower(), word) for word in found if len(word) > 2 and word.lower() not in STOPWORDS)
+        found = []
+        for word in _WORD.findall(token):
+            if word.isalpha():
+                found.append(word)
+            elif _ALPHA_WORD.fullmatch(word):  # letters joined by apostrophes (straight or curly)
+                # A possessive is its noun (Trump’s -> Trump); any other is a contraction (don’t, I’ve,
+                # y'all), never a content word.
+                if word[-2:].lower() in ("'s", "’s") and word[:-2].isalpha():
+                    found.append(word[:-2])
+    return tuple((word.lower(), written_form(word)) for word in found
+                 if len(word) > 2 and word.lower() not in STOPWORDS)
+
+
+def written_form(word: str) -> str:
+    """A word as a prompt names it: lowercase and capitalised words as written (proper nouns keep their
+    capital); shouting (``BIRTHDAY``) and mixed case (``gLitcH``) lowercased; a short all-caps word that is
+    not a common English word (``NASA``, ``FEMA``), or its plural (``GPs``), kept as an acronym."""
+    if word.islower() or word.istitle():
+        return word
+    if word.isupper() and len(word) <= 4 and zipf(word.lower()) < 5.0:
+        return word
+    if len(word) <= 5 and word[-1] == "s" and word[:-1].isupper():  # a plural acronym (AOCs, GPs)
+        return word
+    return word.lower()
 
 
 class _TokenCache(dict):
@@ -156,7 +203,8 @@ def join_words(items: list[str]) -> str:
 
 
 def contains_whole_word(text: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+    """Whether ``word`` occurs in ``text`` as a whole word, in any case (a keyword is named case-normalised)."""
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE) is not None
 
 
 @dataclass(slots=True)
@@ -216,3 +264,47 @@ class _IdfTable(dict):
         if len(self) < _IDF_CACHE:
             self[lower] = value
         return value
+
+
+_TRAILING = ".,!?;:…\"'’”)]*"
+_SENTENCE_END = re.compile(r"[.!?…:;]['\"’”)\]]*$")
+
+
+def phrase_runs(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
+    """Runs of consecutive content words of a text, as ``(written, lowercased, first word's index among the
+    text's prose words)``: the candidate keyphrases of a post (a stopword, a handle, a link, a number, a hashtag
+    or punctuation ends a run, as in RAKE and YAKE). A run's capitalised first word that only starts a sentence
+    ("Trade talks …") is lowercased when it is a common English word; a name keeps its capital."""
+    runs: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
+    written: list[str] = []
+    lowered: list[str] = []
+    start = index = 0
+    sentence_start = opens_sentence = True
+
+    def close() -> None:
+        first = written[0]
+        # "Trade talks" at a sentence start is "trade talks"; "Social Security" stays a name.
+        if opens_sentence and first.istitle() and zipf(lowered[0]) >= 4.0 and \
+                (len(written) == 1 or not written[1][:1].isupper()):
+            written[0] = lowered[0]
+        runs.append((tuple(written), tuple(lowered), start))
+        written.clear()
+        lowered.clear()
+
+    for token in NOT_PROSE.sub(" . ", text).split():
+        pairs = _TOKEN_CONTENT_WORDS[token]
+        # A token continues a run only when it is one content word, maybe with punctuation after it
+        # ("Monta\\~no" or "x/y" are not: a fragment is no phrase).
+        continues = len(pairs) == 1 and token[:1].isalpha() and _WORD.fullmatch(token.rstrip(_TRAILING)) is not None
+        if continues:
+            if not written:
+                start, opens_sentence = index, sentence_start
+            lowered.append(pairs[0][0])
+            written.append(pairs[0][1])
+        if written and (not continues or not token[-1].isalpha()):
+            close()
+        index += len(_WORD.findall(token))
+        sentence_start = _SENTENCE_END.search(token) is not None
+    if written:
+        close()
+    return runs

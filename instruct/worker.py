@@ -263,6 +263,8 @@ def _offer_thread(thread: Thread, context: TaskContext, encoder: RecordEncoder, 
             if meta is not None:
                 meta.write(meta_line)
         offer.counts.produced += 1
+        if row.meta["variant"] is not None:  # rows per prompt variant (summarization: thread vs feed)
+            offer.counts.variants[row.meta["variant"]] += 1
         counts.templates[row.meta["template_id"]] += 1
         counts.rows[context.split] += 1
         return

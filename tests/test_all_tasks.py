@@ -1,5 +1,6 @@
-"""`tasks=all` on real BluePrint threads: every task of the design produces rows, and the manifest explains
-every thread a task did not use."""
+"""`tasks=all` on real BluePrint threads: every task that has an offline answer produces rows, the manifest
+explains every thread a task did not use, and the tasks that need an LLM (paraphrase) or labels (voting
+intention) say so and write nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from instruct.templates import TemplateSet
 
 ALL_TASKS = {"needle", "summarization", "topic_post", "keyword_post", "completion", "paraphrase",
              "voting_intention", "next_action"}
+NEEDS_LLM = {"paraphrase"}  # no offline answer: "not applicable: needs an LLM responder"
 
 
 def write_labels(path, shared_sample):
@@ -36,26 +38,29 @@ def test_every_task_produces_rows_and_every_decline_is_explained(tmp_path, share
     per_task = manifest["counts"]["per_task"]
     assert set(per_task) == ALL_TASKS
     for name, task in per_task.items():
-        assert task["produced"] > 0, (name, task)
+        assert (task["produced"] == 0) == (name in NEEDS_LLM), (name, task)
         assert task["offered"] == manifest["counts"]["threads_used"] == 400
         assert task["offered"] == task["eligible"] + sum(task["declined"].values()), name
         assert task["eligible"] >= task["produced"] + sum(task["failed"].values()), name
     produced = sum(task["produced"] for task in per_task.values())
     assert produced + manifest["counts"]["threads_without_task"] == manifest["counts"]["threads_used"]
     rows = [row for path in (run / "train").glob("*.jsonl") for row in read_jsonl(path)]
-    assert {row["task"] for row in rows} == ALL_TASKS | {"dolly"}
+    assert {row["task"] for row in rows} == ALL_TASKS - NEEDS_LLM | {"dolly"}
+    assert per_task["paraphrase"]["declined"] == {"not applicable: needs an LLM responder": 400}
     for row in rows:
         response = row["messages"][1]["content"]
         assert response.strip() and not re.search(r"\[LLM|PLACEHOLDER", response)
         assert row["meta"]["response_source"] == "data"
 
 
-def test_without_labels_voting_is_reported_not_applicable(tmp_path, shared_sample):
+def test_without_labels_voting_is_reported_not_applicable_and_without_an_llm_paraphrase(tmp_path, shared_sample):
     run = run_pipeline(tmp_path, "tasks=all", f"source.path={shared_sample / 'released'}", "mix=none")
     manifest = manifest_of(run)
-    assert manifest["counts"]["per_task"]["voting_intention"]["produced"] == 0
-    assert "not applicable: no labels" in manifest["tasks"]["voting_intention"]["status"]
-    assert "not applicable: no labels" in (run / "run.log").read_text()
+    log = (run / "run.log").read_text()
+    for task, status in (("voting_intention", "not applicable: no labels"),
+                         ("paraphrase", "not applicable: needs an LLM responder")):
+        assert manifest["counts"]["per_task"][task]["produced"] == 0
+        assert status in manifest["tasks"][task]["status"] and status in log
 
 
 @pytest.mark.parametrize("template_set", ["default", "concise"])
@@ -68,7 +73,7 @@ def test_no_row_of_any_task_has_an_unfilled_placeholder(tmp_path, shared_sample,
              for slots in task.slots.values() for name in slots.required | slots.optional}
     unfilled = re.compile(r"\{(" + "|".join(sorted(names)) + r")\}")
     rows = [row for split in ("train", "validation") for path in (run / split).glob("*.jsonl") for row in read_jsonl(path)]
-    assert {row["task"] for row in rows} == ALL_TASKS
+    assert {row["task"] for row in rows} == ALL_TASKS - NEEDS_LLM
     for row in rows:
         for message in row["messages"]:
             assert not unfilled.search(message["content"]), (row["meta"]["template_id"], message["content"][:200])

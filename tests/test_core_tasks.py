@@ -18,7 +18,7 @@ from instruct.tasks.completion import CompletionTask
 from instruct.tasks.keyword_post import KeywordPostTask, weighted_sample
 from instruct.tasks.needle import NeedleTask, ordinal
 from instruct.templates import TemplateSet
-from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
+from instruct.text import STOPWORDS, ClusterStats, contains_whole_word, content_words, written_form, zipf
 
 TEMPLATES = TemplateSet("default")
 UNFILLED = re.compile(r"(?<!\{)\{[A-Za-z_]+\}(?!\})")
@@ -58,18 +58,36 @@ def test_keywords_are_whole_content_words_of_the_response(text, seed):
     if task.decline_reason(thread, context()) is not None:
         return
     row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
+    if row == "only filler words":
+        assert not task.candidates(text)[0]
+        return
     assert row.response == text
-    # Cut the keyword list out of the rendered prompt using its template's text around {keywords}.
-    template = next(t for t in task._templates["default"] if t.id == row.meta["template_id"])
-    before, after = template.text.split("{keywords}")
-    assert row.instruction.startswith(before) and row.instruction.endswith(after)
-    keywords = row.instruction[len(before): len(row.instruction) - len(after)].split(", ")
+    keywords = keywords_of(task, row)
+    allowed = {word.lower() for word in content_words(text)}
     for keyword in keywords:
-        assert contains_whole_word(text, keyword)
-        assert keyword.lower() not in STOPWORDS and not any(ch.isdigit() for ch in keyword)
-        assert "<" not in keyword and "@" not in keyword
+        assert contains_whole_word(text, keyword) and keyword.lower() in allowed
+        assert keyword.lower() not in STOPWORDS and keyword.isalpha() and "'" not in keyword
+        assert zipf(keyword.lower()) < task.max_zipf  # no filler
+        assert written_form(keyword) == keyword  # case-normalised: no SHOUTING, no gLitcH
     assert 1 <= len(keywords) <= 5
+    # One keyword is asked for in the singular, several in the plural.
+    assert row.meta["variant"] == ("one" if len(keywords) == 1 else "several")
     assert not UNFILLED.search(row.instruction)
+
+
+def keywords_of(task: KeywordPostTask, row) -> list[str]:
+    """The keywords, cut out of the rendered prompt using its template's text around the placeholder."""
+    variant = row.meta["variant"]
+    template = next(t for t in task._templates[variant] if t.id == row.meta["template_id"])
+    before, after = template.text.split("{keyword}" if variant == "one" else "{keywords}")
+    assert row.instruction.startswith(before) and row.instruction.endswith(after)
+    return row.instruction[len(before): len(row.instruction) - len(after)].split(", ")
+
+
+def test_keywords_skip_filler_shouting_and_contractions():
+    task = KeywordPostTask(max_keywords=5).bind("keyword_post", TEMPLATES)
+    text = "The TIME people spend on gLitcH KeaNu memes, I don’t know, it’s wild: heron sightings"
+    assert task.candidates(text)[0] == ["spend", "glitch", "keanu", "memes", "wild", "heron", "sightings"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -14,7 +14,7 @@ from instruct.parsing import parse_thread
 from instruct.records import ACTION_KEYS, RAW_ACTION_KEYS, RELEASED_ACTION_KEYS
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
-from instruct.tasks.next_action import NO_EARLIER, NextActionTask
+from instruct.tasks.next_action import ACTS_ON_NOTHING, NextActionTask
 from instruct.templates import TemplateSet
 from instruct.text import ClusterStats
 
@@ -61,13 +61,26 @@ def test_reply_gives_its_action_and_text_and_the_context_names_users():
     assert list(row.answer["actions"]) == list(RELEASED_ACTION_KEYS)
 
 
-def test_one_message_post_has_no_context_and_the_post_is_the_answer():
+def test_one_message_post_says_a_new_post_starts_and_the_post_is_the_answer():
     raw = _released({"user_id": "a", "relative_integer_time": 1, "text": "Morning ride along the canal",
                      "actions": _actions("post")})
-    row = _task().build(parse_thread(raw, cluster="cluster_0", line=1), CONTEXT, Draws(np.random.default_rng(0)))
-    assert orjson.loads(row.response) == {"actions": ["post"], "text": "Morning ride along the canal"}
-    assert NO_EARLIER in row.instruction and "User_0" in row.instruction
-    assert "Morning ride" not in row.instruction
+    task = _task()
+    for seed in range(12):
+        row = task.build(parse_thread(raw, cluster="cluster_0", line=1), CONTEXT, Draws(np.random.default_rng(seed)))
+        assert orjson.loads(row.response) == {"actions": ["post"], "text": "Morning ride along the canal"}
+        assert row.meta["variant"] == "new_post" and row.meta["template_id"].startswith("next_action.new_post.")
+        prompt = row.instruction.lower()
+        assert "new post" in prompt and "User_0" in row.instruction
+        # Nothing is shown, so the prompt points at no thread or context.
+        assert not any(word in prompt for word in ("thread above", "the thread", "so far", "below"))
+        assert "Morning ride" not in row.instruction
+
+
+def test_an_action_on_nothing_is_declined():
+    liked = _released({"user_id": "a", "relative_integer_time": 1, "actions": _actions("like")})
+    assert _task().decline_reason(parse_thread(liked, cluster="c", line=1), CONTEXT) == ACTS_ON_NOTHING
+    with_context = _released({"user_id": "a", "text": "x"}, {"user_id": "b", "actions": _actions("like")})
+    assert _task().decline_reason(parse_thread(with_context, cluster="c", line=1), CONTEXT) is None
 
 
 def test_raw_shape_action_string_with_ignore_and_an_action_only_context_message():
@@ -115,24 +128,33 @@ def test_the_override_from_the_brief_composes():
     assert {"needle", "keyword_post", "completion", "next_action"} == set(cfg.tasks)
 
 
+def nothing_in(threads) -> int:
+    return sum(len(t.messages) == 1 and not t.messages[0].text and t.messages[0].actions is not None for t in threads)
+
+
 @pytest.mark.parametrize("shape", ["released", "raw"])
 def test_real_sample_every_answer_is_the_last_message(tmp_path, shared_sample, shape):
     run = run_pipeline(tmp_path, *ONLY_NEXT_ACTION, f"source.path={shared_sample / shape}")
     counts = manifest_of(run)["counts"]["per_task"]["next_action"]
-    without_actions = 0
+    without_actions = nothing = 0
     for cluster in ("cluster_0", "cluster_1"):
         lines = (shared_sample / shape / f"{cluster}.jsonl").read_bytes().splitlines()
         threads = [parse_thread(raw, cluster=cluster, line=n + 1) for n, raw in enumerate(lines)]
         without_actions += sum(thread.messages[-1].actions is None for thread in threads)
+        nothing += nothing_in(threads)
         rows = read_jsonl(run / "train" / f"{cluster}.jsonl")
-        assert len(rows) == sum(thread.messages[-1].actions is not None for thread in threads)
+        assert len(rows) == sum(thread.messages[-1].actions is not None for thread in threads) - nothing_in(threads)
         for row in rows:
-            last = threads[row["meta"]["line"] - 1].messages[-1]
+            thread = threads[row["meta"]["line"] - 1]
+            last = thread.messages[-1]
             answer = orjson.loads(row["messages"][1]["content"])
             assert answer == {"actions": list(last.actions), "text": last.text}
             assert not UNFILLED.search(row["messages"][0]["content"])
-    assert counts["offered"] == 400 and counts["produced"] == 400 - without_actions
-    assert counts["declined"] == ({"last message has no actions field": without_actions} if without_actions else {})
+            # The prompt says what it holds: a thread so far, or a new post with nothing before it.
+            assert row["meta"]["variant"] == ("thread" if len(thread.messages) > 1 else "new_post")
+    assert counts["offered"] == 400 and counts["produced"] == 400 - without_actions - nothing
+    expected = {"last message has no actions field": without_actions, ACTS_ON_NOTHING: nothing}
+    assert counts["declined"] == {reason: n for reason, n in expected.items() if n}
     if shape == "raw":
         assert without_actions > 0  # raw posts and replies carry only text
 

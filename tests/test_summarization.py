@@ -1,5 +1,6 @@
-"""Summarization: the response is an extractive summary a trainer can trust — real messages of the
-conversation, in time order, attributed to the right ``User_k``."""
+"""Summarization: offline, the prompt asks for the k most representative messages quoted verbatim, and the
+response is exactly that — real messages of the prompt, as many as it asks, in time order, attributed to the
+right ``User_k``; several threads are shown as a feed of separate posts, never as one discussion."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from conftest import rows_of, run_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +15,7 @@ from instruct.records import Message, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.summarization import SummarizationTask, one_line
-from instruct.templates import TemplateSet
+from instruct.templates import ONE_THREAD, TemplateSet
 from instruct.text import ClusterStats
 
 TEMPLATES = TemplateSet("default")
@@ -37,14 +37,21 @@ def context(earlier: list[Thread] = (), texts: list[str] = ()) -> TaskContext:
 
 
 def transcript_and_summary(task: SummarizationTask, row) -> tuple[list[str], list[str]]:
-    """The conversation lines of the prompt (cut out with the template's text) and the response lines."""
-    template = next(t for t in task._templates["default"] if t.id == row.meta["template_id"])
-    before, after = template.text.split("{conversation}")
+    """The message lines of the prompt (cut out with the template's text) and the response lines. The cut only
+    fits if the template's {count} is the number of response lines: the prompt asks for as many as it gets."""
+    variant = row.meta["variant"]
+    template = next(t for t in task._templates[variant] if t.id == row.meta["template_id"])
+    placeholder = "{feed}" if variant.startswith("feed") else "{conversation}"
+    before, after = template.text.split(placeholder)
     points = row.response.count("\n") + 1
-    before, after = before.format(max_points=points), after.format(max_points=points)
+    before, after = before.replace("{count}", str(points)), after.replace("{count}", str(points))
     assert row.instruction.startswith(before) and row.instruction.endswith(after)
-    conversation = row.instruction[len(before): len(row.instruction) - len(after)]
-    return conversation.split("\n"), row.response.split("\n")
+    shown = row.instruction[len(before): len(row.instruction) - len(after)]
+    if variant.startswith("feed"):  # "Post 1:\nUser_0: …\n\nPost 2:\n…"
+        blocks = shown.split("\n\n")
+        assert [block.split("\n", 1)[0] for block in blocks] == [f"Post {n}:" for n in range(1, len(blocks) + 1)]
+        return [line for block in blocks for line in block.split("\n")[1:]], row.response.split("\n")
+    return shown.split("\n"), row.response.split("\n")
 
 
 def is_subsequence(part: list[str], whole: list[str]) -> bool:
@@ -72,17 +79,22 @@ def test_summary_is_the_central_messages_in_time_order_with_their_authors():
     assert {2, 4}.isdisjoint(picked)
 
 
-def test_short_thread_is_preceded_by_whole_earlier_threads_and_lists_them():
+def test_short_thread_is_shown_in_a_feed_of_whole_earlier_threads_never_as_one_discussion():
     earlier = [thread_of([f"earlier thread {i} about parks", f"a reply on parks {i}"], [f"e{i}", f"f{i}"],
                          thread_id=f"e{i}", line=i + 1) for i in range(5)]
     thread = thread_of(["the thread itself about transit"], ["me"], thread_id="now", line=9)
     task = SummarizationTask(max_messages=6).bind("summarization", TEMPLATES)
-    row = task.build(thread, context(earlier), Draws(np.random.default_rng(1)))
-    lines, _ = transcript_and_summary(task, row)
-    # Two whole earlier threads fit the budget of 6 messages with the thread's own message (2 + 2 + 1).
-    assert row.meta["thread_ids"] == ["e3", "e4", "now"]
-    assert lines[-1].endswith(": the thread itself about transit")
-    assert len(lines) == 5
+    for seed in range(10):
+        row = task.build(thread, context(earlier), Draws(np.random.default_rng(seed)))
+        lines, _ = transcript_and_summary(task, row)
+        # Two whole earlier threads fit the budget of 6 messages with the thread's own message (2 + 2 + 1).
+        assert row.meta["thread_ids"] == ["e3", "e4", "now"] and row.meta["variant"] == "feed"
+        assert lines[-1].endswith(": the thread itself about transit") and len(lines) == 5
+        assert "Post 3:\n" in row.instruction and "feed" in row.instruction.lower()
+        wording = row.instruction
+        for line in lines:  # the template's own words, not the messages'
+            wording = wording.replace(line, "")
+        assert not [phrase for phrase in ONE_THREAD if phrase in wording.lower()]
 
 
 def test_a_thread_long_enough_stands_alone():
@@ -90,8 +102,28 @@ def test_a_thread_long_enough_stands_alone():
     earlier = [thread_of(["older"], ["x"], thread_id="old")]
     task = SummarizationTask().bind("summarization", TEMPLATES)
     row = task.build(thread, context(earlier), Draws(np.random.default_rng(2)))
-    assert row.meta["thread_ids"] == ["own"]
+    assert row.meta["thread_ids"] == ["own"] and row.meta["variant"] == "thread"
     assert len(row.response.split("\n")) == 2  # ceil(3 / 2): a summary is shorter than the conversation
+    assert "verbatim" in row.instruction.lower() or "word for word" in row.instruction.lower() \
+        or "exactly as written" in row.instruction.lower()
+
+
+def test_without_the_feed_only_threads_of_their_own_are_used():
+    earlier = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old")]
+    task = SummarizationTask(feed=False).bind("summarization", TEMPLATES)
+    assert task.lookback == 0
+    assert task.decline_reason(thread_of(["just me on parks"], ["a"]), context(earlier)) == \
+        "conversation shorter than 3 messages"
+
+
+@pytest.mark.parametrize("own", [["one on parks", "two on parks", "three on transit"], ["me on transit"]])
+def test_an_llm_writes_abstractive_summaries_with_their_own_templates(own):
+    earlier = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old")]
+    task = SummarizationTask().bind("summarization", TEMPLATES)
+    task.llm_answers = True
+    row = task.build(thread_of(own, ["a", "b", "c"][: len(own)]), context(earlier), Draws(np.random.default_rng(0)))
+    assert row.meta["variant"] == ("thread_llm" if len(own) == 3 else "feed_llm") and row.response == ""
+    assert "verbatim" not in row.instruction.lower()
 
 
 def test_declines_when_no_conversation_of_three_messages_can_be_made():
@@ -114,13 +146,13 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError):
         SummarizationTask(min_messages=2)
     with pytest.raises(ValueError):
-        SummarizationTask(max_points=0)
+        SummarizationTask(max_points=1)  # an extractive summary of one message is no summary
 
 
 @settings(max_examples=150, deadline=None)
 @given(own=st.lists(message_text, min_size=1, max_size=10), feed=st.lists(st.lists(message_text, min_size=1, max_size=3),
        max_size=8), users=st.lists(st.sampled_from("abcd"), min_size=10, max_size=10),
-       max_points=st.integers(1, 5), seed=st.integers(0, 2**32 - 1), template_set=st.sampled_from(["default", "concise"]))
+       max_points=st.integers(2, 5), seed=st.integers(0, 2**32 - 1), template_set=st.sampled_from(["default", "concise"]))
 def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfilled(own, feed, users, max_points, seed,
                                                                                    template_set):
     earlier = [thread_of(texts, [f"e{i}"] * len(texts), thread_id=f"e{i}", line=i + 1) for i, texts in enumerate(feed)]
@@ -132,12 +164,13 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
         return
     row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
-        assert row == "no content words in the conversation"
+        assert row in ("no content words in the conversation", "fewer than 2 distinct messages with content words")
         return
     assert not UNFILLED.search(row.instruction) and not UNFILLED.search(row.response)
     lines, summary = transcript_and_summary(task, row)
     assert is_subsequence(summary, lines) and len(set(summary)) == len(summary)
-    assert 1 <= len(summary) <= min(max_points, (len(lines) + 1) // 2)
+    assert 2 <= len(summary) <= min(max_points, (len(lines) + 1) // 2)
+    assert row.meta["variant"] == ("thread" if len(row.meta["thread_ids"]) == 1 else "feed")
     # Labels are by first appearance: User_0 opens the conversation, each new user takes the next number.
     seen = []
     for line in lines:
@@ -146,16 +179,6 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
             assert label == f"User_{len(seen)}"
             seen.append(label)
     assert row.meta["thread_ids"][-1] == "now" and set(row.meta["thread_ids"]) <= {"now"} | {t.id for t in earlier}
-
-
-def test_summarization_rows_on_the_real_sample(tmp_path, shared_sample):
-    run = run_only(tmp_path, "summarization", f"source.path={shared_sample / 'released'}", "output=alpaca")
-    rows = rows_of(run)
-    assert rows and all(r["task"] == "summarization" for r in rows)
-    for row in rows:
-        lines = set(row["instruction"].split("\n"))
-        assert all(line in lines for line in row["output"].split("\n"))
-        assert len(row["meta"]["thread_ids"]) >= 1
 
 
 @pytest.mark.parametrize("count", [3, 4, 5, 7])

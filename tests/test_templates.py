@@ -1,13 +1,25 @@
-"""Template rendering: the %-style fast form fills a template exactly as str.format_map does."""
+"""Template rendering (the %-style fast form fills a template exactly as str.format_map does) and linting (a
+template whose promise its task cannot keep fails at start)."""
 
 from __future__ import annotations
+
+import re
+import shutil
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct.templates import BUNDLED, Template, placeholders
+from instruct.errors import InstructError
+from instruct.tasks.completion import CompletionTask
+from instruct.tasks.keyword_post import KeywordPostTask
+from instruct.tasks.needle import NeedleTask
+from instruct.tasks.next_action import NextActionTask
+from instruct.tasks.paraphrase import ParaphraseTask
+from instruct.tasks.summarization import SummarizationTask
+from instruct.tasks.topic_post import TopicPostTask
+from instruct.templates import BUNDLED, Template, TemplateSet, placeholders
 
 ALL_BUNDLED = [Template(f"{path.parent.name}/{entry['id']}", entry["text"]) for path in sorted(BUNDLED.glob("*/*.yaml"))
                for entries in yaml.safe_load(path.read_text(encoding="utf-8")).values() for entry in entries]
@@ -31,3 +43,49 @@ def test_any_plain_template_renders_as_format_map(before, after, value):
                                         ("100% {n} {{literal}} %s %(n)s", 7.5)])
 def test_fields_beyond_plain_names_still_render(text, value):
     assert Template("t", text).render({"n": value}) == text.format_map({"n": value})
+
+
+# A template whose promise its task cannot keep is a lint error when the run starts ---------------------------
+
+def _set_with(tmp_path, task_file: str, variant: str, text: str) -> TemplateSet:
+    """The bundled default set with one template of ``task_file``/``variant`` replaced by ``text``."""
+    folder = tmp_path / "mine"
+    shutil.copytree(BUNDLED / "default", folder)
+    data = yaml.safe_load((folder / f"{task_file}.yaml").read_text(encoding="utf-8"))
+    data[variant][0]["text"] = text
+    (folder / f"{task_file}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return TemplateSet("mine", folder)
+
+
+@pytest.mark.parametrize("task,task_file,variant,text,complaint", [
+    (SummarizationTask, "summarization", "thread", "Summarize {conversation} in a few sentences, quoting {count} verbatim.",
+     "in a few sentences"),
+    (SummarizationTask, "summarization", "thread", "Pick the {count} key messages of {conversation}.", "must say one of"),
+    (SummarizationTask, "summarization", "feed", "Quote the {count} key messages of this thread verbatim: {feed}",
+     "this thread"),
+    (SummarizationTask, "summarization", "feed_llm", "Summarize the following discussion: {feed}", "discussion"),
+    (NeedleTask, "needle", "nth_message", "{haystack}\nWhat is the {ordinal} message of this conversation?",
+     "this conversation"),
+    (NextActionTask, "next_action", "new_post", "Given the thread above, what does {user} do? {action_list}",
+     "the thread"),
+    (CompletionTask, "completion", "default", "Bring this post to a natural end: {beginning}", "natural end"),
+])
+def test_a_template_promising_what_its_task_cannot_keep_fails_at_start(tmp_path, task, task_file, variant, text,
+                                                                      complaint):
+    templates = _set_with(tmp_path, task_file, variant, text)
+    with pytest.raises(InstructError, match=re.escape(complaint)) as caught:
+        task().bind(task_file, templates)
+    assert f"{task_file}.yaml" in str(caught.value) and f"{task_file}.{variant}" in str(caught.value)
+
+
+def test_the_promise_is_read_in_the_template_not_in_what_fills_it(tmp_path):
+    # "thread" inside a post shown in the feed is not the template calling the feed one thread.
+    templates = _set_with(tmp_path, "summarization", "feed", "Quote the {count} key messages of this feed verbatim: {feed}")
+    SummarizationTask().bind("summarization", templates)
+
+
+def test_every_bundled_set_keeps_its_promises():
+    for name in ("default", "concise"):
+        for task in (SummarizationTask(), NeedleTask(), NextActionTask(), CompletionTask(), KeywordPostTask(),
+                     TopicPostTask(), ParaphraseTask()):
+            task.bind(task.template_file, TemplateSet(name))

@@ -18,23 +18,31 @@ from instruct.text import (
     ClusterStats,
     PostWords,
     content_words,
+    phrase_runs,
     post_words,
+    written_form,
 )
 
 
 def plain_content_words(text: str) -> list[str]:
-    """The definition: word tokens of the text without handles and links, letters only, 3+ characters, no
-    stopword, first spelling of each lowercased word, in order."""
+    """The definition: word tokens of the text without handles and links, letters only (a possessive is its
+    noun, any other apostrophe word a contraction), 3+ characters, no stopword, first spelling of each
+    lowercased word, case-normalised, in order."""
     seen: dict[str, str] = {}
     for word in _WORD.findall(NOT_PROSE.sub(" ", text)):
-        if len(word) >= 3 and _ALPHA_WORD.fullmatch(word) and word.lower() not in STOPWORDS:
-            seen.setdefault(word.lower(), word)
+        if not word.isalpha():
+            if not _ALPHA_WORD.fullmatch(word) or word[-2:].lower() not in ("'s", "’s") or not word[:-2].isalpha():
+                continue
+            word = word[:-2]
+        if len(word) >= 3 and word.lower() not in STOPWORDS:
+            seen.setdefault(word.lower(), written_form(word))
     return list(seen.values())
 
 
 # Generated posts plus tokens that sit on the edges of the patterns: apostrophes, underscores, numeric letters,
 # links and handles glued to punctuation.
 tricky = st.sampled_from(["www..", "awww..", "http://.", "(@bob)", "_abc", "abc_", "x''abc", "don't", "Don’t",
+                          "Trump’s", "Canada's", "I’ve", "y'all", "SHOUTING", "gLitcH", "NASA", "Keanu",
                           "“quoted”", "…and", "a'b", "½abc", "abc²", "(awww.)", "foo-bar", "a/b/c", "end.Start",
                           "<URL>.", "x@y.z", "http://a.b/c?d", "ÉCOLE", "école", "Ünïcode"])
 mixed_text = st.lists(st.one_of(post_text, tricky), min_size=1, max_size=8).map(" ".join)
@@ -75,3 +83,28 @@ def test_token_cache_is_bounded(monkeypatch):
         assert content_words(f"Zebra{i} quagga{chr(97 + i % 26)}x") == ["quagga" + chr(97 + i % 26) + "x"]
     assert len(text._TOKEN_CONTENT_WORDS) <= 50
     text._TOKEN_CONTENT_WORDS.clear()
+
+
+def test_curly_apostrophes_read_as_straight_ones():
+    assert content_words("I don’t think it’s what I’ve seen") == content_words("I don't think it's what I've seen")
+    assert not {"don’t", "it’s", "I’ve"} & set(content_words("I don’t think it’s what I’ve seen"))
+    assert content_words("Trump’s tariffs and Canada's reply") == ["Trump", "tariffs", "Canada", "reply"]
+
+
+def test_stopwords_come_from_the_maintained_list_plus_social_filler():
+    from stop_words import get_stop_words
+
+    assert set(w.replace("’", "'") for w in get_stop_words("en")) <= STOPWORDS
+    assert {"lol", "gonna", "https", "www"} <= STOPWORDS
+
+
+def test_case_is_normalised_but_names_and_acronyms_keep_theirs():
+    assert [written_form(w) for w in ("BIRTHDAY", "SAMIIII", "gLitcH", "KeaNu", "Keanu", "NASA", "GPs", "parks")] == \
+        ["birthday", "samiiii", "glitch", "keanu", "Keanu", "NASA", "GPs", "parks"]
+
+
+def test_phrase_runs_stop_at_stopwords_punctuation_and_fragments():
+    runs = [written for written, _, _ in phrase_runs(
+        "Trade talks with Canada stalled. Social Security checks, says the foreign agent Radanovi\\'c today")]
+    assert runs == [("trade", "talks"), ("Canada", "stalled"), ("Social", "Security", "checks"),
+                    ("foreign", "agent")]

@@ -1,5 +1,5 @@
-"""Topic post: the topic is taken from the post (its hashtags, else its rarest content words), is never
-just the post's opening words, and the response is the real post."""
+"""Topic post: the topic is taken from the post (its hashtags, else its best keyphrase of content words), is
+never just the post's opening words, and the response is the real post."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
 from instruct.tasks.topic_post import TopicPostTask, is_opening, prose_words
 from instruct.templates import TemplateSet
-from instruct.text import STOPWORDS, ClusterStats, contains_whole_word
+from instruct.text import STOPWORDS, ClusterStats, content_words, contains_whole_word, written_form, zipf
 
 TEMPLATES = TemplateSet("default")
 UNFILLED = re.compile(r"\{[A-Za-z_]+\}")
@@ -46,25 +46,27 @@ def test_hashtags_are_the_topic():
     assert row.response == text
 
 
-def test_without_hashtags_the_rarest_words_are_the_topic():
-    # In this cluster everyone talks about transit; "heron" and "fog" are what this post is specifically about.
-    cluster = ["transit delays again", "transit is late", "more transit please", "transit morning", "walk"]
-    text = "Morning transit walk, foggy fields, one heron"
-    task = TopicPostTask(max_words=1).bind("topic_post", TEMPLATES)
-    topics = {topic_of(task, task.build(thread_of(text), context(*cluster), Draws(np.random.default_rng(s))))[0]
-              for s in range(20)}
-    assert topics <= {"foggy", "fields", "heron"}
+def test_without_hashtags_the_topic_is_a_keyphrase_not_filler_or_shouting():
+    task = TopicPostTask().bind("topic_post", TEMPLATES)
+    draws = Draws(np.random.default_rng(0))
+    cases = {
+        "Sum pundits are predicting that within 30 to 90 days that Social Security checks may be missing": "Social Security checks",
+        "I want to have some creature comforts in an emergency, I don't know why": "creature comforts",
+        "SAMIIII HAPPY BIRTHDAY to the best neighbour ever": "happy birthday",  # not shouted, not the opening
+        "Honestly the time people spend on this is good, but the heron on the pond wins": "pond wins",
+    }
+    for text, topic in cases.items():
+        assert task.topic(text, context().stats, draws) == [topic], text
 
 
 def test_topic_is_never_the_opening_words():
-    # Every content word is rare, and the first two are the rarest: a naive pick would be "Heron fog".
-    cluster = ["fields everywhere", "fields again", "more fields", "fields today"]
-    text = "Heron fog over the fields"
-    task = TopicPostTask(max_words=2).bind("topic_post", TEMPLATES)
-    for seed in range(40):
-        topic = topic_of(task, task.build(thread_of(text), context(*cluster), Draws(np.random.default_rng(seed))))
-        assert sorted(w.lower() for w in topic) != ["fog", "heron"]
-        assert topic != ["Heron"]
+    # The opening "Heron fog" is the best phrase of the post; a naive pick would name it.
+    text = "Heron fog over the fields today"
+    task = TopicPostTask(max_phrases=2).bind("topic_post", TEMPLATES)
+    for seed in range(20):
+        topic = task.topic(text, context().stats, Draws(np.random.default_rng(seed)))
+        assert topic and all(sorted(t.lower().split()) != ["fog", "heron"] for t in topic)
+        assert not is_opening(text, " ".join(topic).split())
 
 
 def test_a_leading_hashtag_is_not_a_topic_by_itself():
@@ -79,8 +81,10 @@ def test_declines_posts_without_a_topic():
     task = TopicPostTask().bind("topic_post", TEMPLATES)
     assert task.decline_reason(thread_of("so short"), context()) == "post shorter than 5 words"
     assert task.decline_reason(thread_of("it is what it is"), context()) == "no hashtag or content word"
-    assert task.decline_reason(thread_of("Hurricane! it is what it is"), context()) == \
-        "only topic word is the post's first word"
+    # Its only phrase is its opening word: drawn, it fails and the thread goes to another task.
+    only_opening = thread_of("Hurricane! it is what it is")
+    assert task.decline_reason(only_opening, context()) is None
+    assert task.build(only_opening, context(), Draws(np.random.default_rng(0))) == "no topic phrase"
 
 
 def test_opening_skips_a_leading_handle():
@@ -96,14 +100,30 @@ def test_topic_words_occur_in_the_post_and_are_not_its_opening(text, seed, templ
     if task.decline_reason(thread, context()) is not None:
         return
     row = task.build(thread, context(), Draws(np.random.default_rng(seed)))
+    if row == "no topic phrase":  # e.g. its only content word opens it
+        assert not task.phrases(text, context().stats)
+        return
     assert row.response == text
     assert not UNFILLED.search(row.instruction)
     topic = topic_of(task, row)
     assert 1 <= len(topic) <= 3
-    assert not is_opening(text, topic)
-    for topic_word in topic:
-        assert contains_whole_word(text, topic_word)
-        assert topic_word.lstrip("#").lower() not in STOPWORDS
+    assert_topic_is_kept(task, text, topic)
+
+
+def assert_topic_is_kept(task: TopicPostTask, text: str, topic: list[str]) -> None:
+    """The promise of a topic: hashtags of the post, or content words of the post (no stopword, contraction,
+    number, handle or link, no filler), not its opening words."""
+    assert not is_opening(text, " ".join(topic).split())
+    if topic[0].startswith("#"):
+        assert all(t.startswith("#") and contains_whole_word(text, t) for t in topic)
+        return
+    allowed = {word.lower() for word in content_words(text)}
+    for phrase in topic:
+        assert contains_whole_word(text, phrase.split()[0])
+        for word in phrase.split():
+            assert word.lower() in allowed and word.lower() not in STOPWORDS and word.isalpha()
+            assert zipf(word.lower()) < task.max_zipf
+            assert written_form(word) == word  # case-normalised: no SHOUTING, no gLitcH
 
 
 def test_topic_post_rows_on_the_real_sample(tmp_path, shared_sample):

@@ -1,12 +1,25 @@
-"""Completion: the prompt shows the beginning of a real post, the response is the rest of it."""
+"""Completion: the prompt shows the beginning of a real post, the response is the rest of it.
+
+Templates that ask to bring the post "to a natural end" (the ``to_end`` variant) are used only for posts
+that end like a sentence (``.``, ``!``, ``?``, ``…``, maybe followed by a closing quote or bracket); a post
+that stops mid-thought, or on a link, gets the ``default`` templates only.
+"""
 
 from __future__ import annotations
+
+import re
 
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, post_decline_reason
 from instruct.templates import Slots
 from instruct.text import post_words
+
+_SENTENCE_END = re.compile(r"[.!?…]['\"’”)\]]*$")
+
+
+def ends_like_a_sentence(text: str) -> bool:
+    return _SENTENCE_END.search(text.rstrip()) is not None
 
 
 class CompletionTask(Task):
@@ -19,7 +32,9 @@ class CompletionTask(Task):
     """
 
     template_file = "completion"
-    slots = {"default": Slots.of("beginning")}
+    # Any post may be cut mid-thought, so only ``to_end`` templates may promise an ending.
+    slots = {"default": Slots.of("beginning", must_not_say=("natural end", "to its end", "last sentence")),
+             "to_end": Slots.of("beginning")}
 
     bounds = {"min_words": (2, None), "min_side": (1, None)}
 
@@ -41,6 +56,10 @@ class CompletionTask(Task):
         rest = text.split(maxsplit=split_word)[split_word]
         beginning = text[: len(text) - len(rest)].rstrip()
         rest = rest.strip()
-        instruction, template_id = self.render("default", draws, beginning=beginning)
+        variant = "default"
+        if ends_like_a_sentence(text):  # every template fits: draw one of all of them uniformly
+            default, to_end = len(self._templates["default"]), len(self._templates["to_end"])
+            variant = "to_end" if draws.uniform() * (default + to_end) >= default else "default"
+        instruction, template_id = self.render(variant, draws, beginning=beginning)
         return self.row(thread, context, instruction=instruction, response=rest, template_id=template_id,
-                        variant="default", split_point=split_word)
+                        variant=variant, split_point=split_word)

@@ -10,7 +10,7 @@ from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import post_words
+from instruct.text import post_words, zipfs
 
 T = TypeVar("T")
 
@@ -40,24 +40,43 @@ class KeywordPostTask(Task):
     """Pick 1–``max_keywords`` content words of a post, favouring words rare in the cluster (chance
     proportional to IDF), so the prompt names what is specific about the post, not its filler.
 
+    Keywords are content words (``text.content_words``: no stopword, contraction, number, handle or link),
+    case-normalised (shouting and mIxEd case lowercased), and below ``max_zipf`` in general English
+    (wordfreq), so filler such as "time", "people" or "good" is never asked for. One keyword gets the
+    ``one`` templates ("contains the word {keyword}"), several the ``several`` ones.
+
     Args:
         weight: relative chance of being drawn.
         max_keywords: at most this many keywords (the count is uniform in 1..min(max, candidates)).
+        max_zipf: words this frequent in general English (Zipf scale) are filler, never keywords.
         min_words: posts with fewer words are declined (too little to write from).
     """
 
     template_file = "keyword_post"
-    slots = {"default": Slots.of("keywords")}
+    slots = {"one": Slots.of("keyword"), "several": Slots.of("keywords")}
     uses_stats = True
 
-    bounds = {"max_keywords": (1, None), "min_words": (1, None)}
+    bounds = {"max_keywords": (1, None), "max_zipf": (0, 8), "min_words": (1, None)}
 
-    def __init__(self, weight: float = 1.0, max_keywords: int = 5, min_words: int = 5):
+    def __init__(self, weight: float = 1.0, max_keywords: int = 5, max_zipf: float = 5.8, min_words: int = 5):
         super().__init__(weight)
         if max_keywords < 1:
             raise ValueError("keyword_post needs max_keywords >= 1")
+        if not 0 < max_zipf <= 8:
+            raise ValueError("keyword_post needs 0 < max_zipf <= 8")
         self.max_keywords = max_keywords
+        self.max_zipf = max_zipf
         self.min_words = min_words
+
+    def candidates(self, text: str) -> tuple[list[str], list[str]]:
+        """The post's keyword candidates as written (case-normalised) and lowercased."""
+        analysis = post_words(text)
+        written, lowered = analysis.content, analysis.content_lower
+        keep = [value < self.max_zipf for value in zipfs(lowered)]
+        if all(keep):  # most posts: no filler among their content words
+            return list(written), list(lowered)
+        return ([word for word, kept in zip(written, keep) if kept],
+                [word for word, kept in zip(lowered, keep) if kept])
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         analysis = anchor_post_words(thread, self.min_words)
@@ -67,10 +86,14 @@ class KeywordPostTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        analysis = post_words(text)
-        candidates = analysis.content
+        candidates, lowered = self.candidates(text)
+        if not candidates:
+            return "only filler words"
         count = draws.between(1, min(self.max_keywords, len(candidates)))
-        keywords = weighted_sample(candidates, context.stats.idfs(analysis.content_lower), count, draws)
-        instruction, template_id = self.render("default", draws, keywords=", ".join(keywords))
+        keywords = weighted_sample(candidates, context.stats.idfs(lowered), count, draws)
+        if count == 1:
+            instruction, template_id = self.render("one", draws, keyword=keywords[0])
+        else:
+            instruction, template_id = self.render("several", draws, keywords=", ".join(keywords))
         return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
-                        variant="default")
+                        variant="one" if count == 1 else "several")

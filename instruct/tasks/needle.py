@@ -21,7 +21,7 @@ from instruct.feed import MessageLog
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
-from instruct.templates import Slots
+from instruct.templates import ONE_THREAD, Slots
 from instruct.text import join_words
 
 VARIANTS = ("nth_message", "who_wrote", "reply_after", "multi")
@@ -134,10 +134,11 @@ class NeedleTask(Task):
 
     template_file = "needle"
     slots = {
-        "nth_message": Slots.of("haystack", "ordinal"),
-        "who_wrote": Slots.of("haystack", "snippet"),
-        "reply_after": Slots.of("haystack", "user", "snippet"),
-        "multi": Slots.of("haystack", "ordinals"),
+        # The haystack spans many threads: a template calls it a feed, never "this thread/conversation".
+        "nth_message": Slots.of("haystack", "ordinal", must_not_say=ONE_THREAD),
+        "who_wrote": Slots.of("haystack", "snippet", must_not_say=ONE_THREAD),
+        "reply_after": Slots.of("haystack", "user", "snippet", must_not_say=ONE_THREAD),
+        "multi": Slots.of("haystack", "ordinals", must_not_say=ONE_THREAD),
     }
 
     bounds = {"max_messages": (2, None), "max_chars": (1, None), "min_messages": (2, None), "needles": (1, None),

@@ -7,9 +7,9 @@ import orjson
 from instruct.records import ACTION_KEYS, Message, Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
-from instruct.templates import Slots
+from instruct.templates import ONE_THREAD, Slots
 
-NO_EARLIER = "(no earlier messages)"
+ACTS_ON_NOTHING = "acts on nothing: no earlier message and no text"
 
 
 class NextActionTask(Task):
@@ -31,10 +31,12 @@ class NextActionTask(Task):
     ``actions`` lists the true action keys of the last message in ``records.ACTION_KEYS`` order (usually
     one); ``text`` is the last message's text verbatim, or null when it has none (a like, a follow …).
 
-    A one-message thread (a ``post`` in the released shape) has no context: the context reads
-    "(no earlier messages)" and the answer is ``{"actions":["post"],"text":<the post>}``, i.e. the model
-    learns what this persona posts unprompted. Threads whose last message has no ``actions`` field (raw-shape
-    posts and replies carry only text) are declined: their action was never recorded.
+    A one-message thread (a ``post`` in the released shape) has no context: it gets the ``new_post``
+    templates, which say that the user starts a new post with nothing before it (no "thread above"), and the
+    answer is ``{"actions":["post"],"text":<the post>}``, i.e. the model learns what this persona posts
+    unprompted. A one-message thread with no text (a like, follow or repost of nothing shown) is declined:
+    there is nothing to predict it from. Threads whose last message has no ``actions`` field (raw-shape posts
+    and replies carry only text) are declined: their action was never recorded.
 
     Args:
         weight: relative chance of being drawn.
@@ -50,7 +52,10 @@ class NextActionTask(Task):
     """
 
     template_file = "next_action"
-    slots = {"default": Slots.of("context", "user", "action_list")}
+    slots = {"thread": Slots.of("context", "user", "action_list"),
+             # Nothing is shown: a template that points at a thread or context would promise what is not there.
+             "new_post": Slots.of("user", "action_list", must_say=("new post",),
+                                  must_not_say=ONE_THREAD + ("above", "below", "so far"))}
 
     bounds = {"max_context_messages": (1, None)}
 
@@ -72,6 +77,8 @@ class NextActionTask(Task):
             return "last message has no true action"
         if not set(actions) <= set(self.actions or thread.action_keys()):
             return "action not among the listed options"
+        if len(thread.messages) == 1 and not thread.messages[0].text:
+            return ACTS_ON_NOTHING
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
@@ -82,14 +89,19 @@ class NextActionTask(Task):
         lines = [f"{self._label(labels, m.user)}: {self._content(m)}" for m in shown]
         if len(shown) < len(earlier):
             lines.insert(0, f"({len(earlier) - len(shown)} earlier messages not shown)")
-        options = self.actions or thread.action_keys()
-        instruction, template_id = self.render(
-            "default", draws, context="\n".join(lines) if lines else NO_EARLIER, user=self._label(labels, last.user),
-            action_list=", ".join(options))
+        options = ", ".join(self.actions or thread.action_keys())
+        if lines:
+            variant = "thread"
+            instruction, template_id = self.render(variant, draws, context="\n".join(lines),
+                                                   user=self._label(labels, last.user), action_list=options)
+        else:
+            variant = "new_post"
+            instruction, template_id = self.render(variant, draws, user=self._label(labels, last.user),
+                                                   action_list=options)
         response = orjson.dumps({"actions": list(last.actions), "text": last.text}).decode()
         row = self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
-                       variant="default")
-        row.answer = {"actions": {key: key in last.actions for key in options}}
+                       variant=variant)
+        row.answer = {"actions": {key: key in last.actions for key in self.actions or thread.action_keys()}}
         if last.text is not None:
             row.answer["text"] = last.text
         return row

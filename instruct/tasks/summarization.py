@@ -1,13 +1,16 @@
-"""Summarization: summarize a conversation; the offline response is an *extractive* summary.
+"""Summarization: pick the most representative messages of a conversation or of a feed.
 
-Real BluePrint threads are mostly one or two messages, so a thread too short to summarize is preceded by
-whole earlier threads of the same cluster and split (the feed a reader scrolled past), within a budget. The
-conversation is shown as lines ``User_k: text``, users labelled ``User_0, User_1 …`` by first appearance.
+Offline (no LLM responder) the task is *extractive* and its prompt says so: it asks for the ``{count}`` most
+representative messages, quoted verbatim with their authors, one per line, and the response is exactly
+that — the most central messages (TF-IDF cosine, cluster IDF, to the centroid), in time order, each as its
+transcript line ``User_k: text``. Abstractive wording ("in a few sentences", "a rundown") is used only by the
+``*_llm`` variants, when an LLM responder writes the answer.
 
-The response is no invented prose: it is the most central messages — TF-IDF cosine (cluster IDF) to the
-conversation's centroid — in conversation (time) order, each as its transcript line ``User_k: text``, so
-every response line is a line of the prompt's conversation. A message without content words, or one that
-repeats a picked line, is never picked.
+A thread with ``min_messages`` text messages of its own is shown alone, as one conversation (``thread``
+variants). Real BluePrint threads are mostly one or two messages, so a shorter thread is preceded by whole
+earlier threads of the same cluster and split, within a budget, and the prompt presents them as a *feed* of
+separate posts, never as one discussion (``feed`` variants); ``feed: false`` turns those off. The manifest
+counts rows per variant (``counts.per_task.summarization.variants``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from instruct.records import Message, Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
-from instruct.templates import Slots
+from instruct.templates import ONE_THREAD, Slots
 from instruct.tfidf import tfidf_vectors
 
 
@@ -24,42 +27,59 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
+ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
+
+
+def _extractive(*required: str, must_not_say: tuple[str, ...] = ()) -> Slots:
+    """What an extractive template must keep: it states the count, and promises a verbatim quote, not prose."""
+    return Slots.of(*required, must_say=EXTRACTIVE_PROMISE, must_not_say=ABSTRACTIVE_WORDS + must_not_say)
+
+
 class SummarizationTask(Task):
-    """Extractive summaries of conversations.
+    """Extractive summaries of conversations and feeds (abstractive ones when an LLM writes them).
 
     Args:
         weight: relative chance of being drawn.
         max_points: the summary has at most this many messages: ``min(max_points, ceil(n / 2))`` for a
-            conversation of ``n`` messages (fewer if too few have content words), so it is always shorter
-            than the conversation. Templates that name the number get the actual count.
+            conversation of ``n`` messages (fewer if too few have content words; never fewer than 2), so it is
+            always shorter than the conversation. The prompt states the actual count.
         min_messages: a conversation needs at least this many text messages (>= 3). A thread that has as
-            many stands alone; a shorter one is preceded by earlier threads.
+            many stands alone; a shorter one is preceded by earlier threads, as a feed.
         max_messages: budget of the conversation in messages.
         max_chars: budget of the conversation in characters of message text.
         lookback: how many earlier threads of the cluster may be prepended to a short thread.
+        feed: whether a short thread may be shown in a feed of earlier threads (false: only threads with
+            ``min_messages`` of their own).
     """
 
     template_file = "summarization"
-    slots = {"default": Slots.of("conversation", optional=("max_points",))}
+    slots = {
+        "thread": _extractive("conversation", "count"),
+        "feed": _extractive("feed", "count", must_not_say=ONE_THREAD),
+        "thread_llm": Slots.of("conversation"),
+        "feed_llm": Slots.of("feed", must_not_say=ONE_THREAD),
+    }
     uses_stats = True
 
     bounds = {"max_points": (1, None), "min_messages": (3, None), "max_messages": (3, None), "max_chars": (1, None)}
 
     def __init__(self, weight: float = 1.0, max_points: int = 3, min_messages: int = 3, max_messages: int = 8,
-                 max_chars: int = 3000, lookback: int = 20):
+                 max_chars: int = 3000, lookback: int = 20, feed: bool = True):
         super().__init__(weight)
-        if max_points < 1:
-            raise ValueError("summarization needs max_points >= 1")
+        if max_points < 2:
+            raise ValueError("summarization needs max_points >= 2")
         if min_messages < 3 or max_messages < min_messages:
             raise ValueError("summarization needs 3 <= min_messages <= max_messages")
         self.max_points = max_points
         self.min_messages = min_messages
         self.max_messages = max_messages
         self.max_chars = max_chars
-        self.lookback = lookback
+        self.lookback = lookback if feed else 0
+        self.feed = feed
 
-    def conversation(self, thread: Thread, context: TaskContext) -> tuple[list[Message], list[str]]:
-        """The conversation's messages, oldest first, and the ids of the threads they come from."""
+    def conversation(self, thread: Thread, context: TaskContext) -> tuple[list[list[Message]], list[str]]:
+        """The messages shown, grouped by thread (oldest first), and the ids of those threads."""
         own = thread.text_messages()
         if len(own) >= self.min_messages:
             # A real conversation stands alone; a long one keeps its beginning, which the rest answers.
@@ -69,9 +89,11 @@ class SummarizationTask(Task):
                     break
                 kept.append(message)
                 chars += len(message.text)
-            return kept, [thread.id]
-        messages, ids = list(own), [thread.id]
-        chars = sum(len(m.text) for m in own)
+            return [kept], [thread.id]
+        groups, ids = [list(own)], [thread.id]
+        if not self.feed:
+            return groups, ids
+        count, chars = len(own), sum(len(m.text) for m in own)
         # Whole earlier threads, newest first, and stop at the first that does not fit, so the feed shown
         # is contiguous, as a reader saw it.
         for earlier in reversed(context.earlier()):
@@ -79,24 +101,38 @@ class SummarizationTask(Task):
             if not texts:
                 continue
             size = sum(len(m.text) for m in texts)
-            if len(messages) + len(texts) > self.max_messages or chars + size > self.max_chars:
+            if count + len(texts) > self.max_messages or chars + size > self.max_chars:
                 break
-            messages = texts + messages
+            groups.insert(0, texts)
             ids.insert(0, earlier.id)
+            count += len(texts)
             chars += size
-        return messages, ids
+        return groups, ids
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if not thread.text_messages():
             return "no text message"
-        if len(self.conversation(thread, context)[0]) < self.min_messages:
+        if sum(map(len, self.conversation(thread, context)[0])) < self.min_messages:
             return f"conversation shorter than {self.min_messages} messages"
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
-        messages, thread_ids = self.conversation(thread, context)
+        groups, thread_ids = self.conversation(thread, context)
+        is_feed = len(groups) > 1
         labels: dict[str, str] = {}
-        lines = [f"{labels.setdefault(m.user, f'User_{len(labels)}')}: {one_line(m.text)}" for m in messages]
+        lines, blocks = [], []
+        for number, group in enumerate(groups, 1):
+            block = [f"{labels.setdefault(m.user, f'User_{len(labels)}')}: {one_line(m.text)}" for m in group]
+            lines.extend(block)
+            blocks.append(f"Post {number}:\n" + "\n".join(block))
+        shown = "\n\n".join(blocks) if is_feed else "\n".join(lines)
+        variant = "feed" if is_feed else "thread"
+        if self.llm_answers:  # the responder writes an abstractive summary
+            variant += "_llm"
+            instruction, template_id = self.render(variant, draws, **{"feed" if is_feed else "conversation": shown})
+            return self.row(thread, context, instruction=instruction, response="", template_id=template_id,
+                            variant=variant, thread_ids=thread_ids)
+        messages = [m for group in groups for m in group]
         vectors = tfidf_vectors([m.text for m in messages], context.stats)
         centroid: dict[str, float] = {}  # the sum of the vectors: the mean's direction, which is all a ranking needs
         for vector in vectors:
@@ -116,8 +152,10 @@ class SummarizationTask(Task):
                 break
             if all(lines[i] != lines[j] for j in picked):
                 picked.append(i)
+        if len(picked) < 2:
+            return "fewer than 2 distinct messages with content words"
         picked.sort()
-        instruction, template_id = self.render("default", draws, conversation="\n".join(lines),
-                                               max_points=len(picked))
+        instruction, template_id = self.render(variant, draws, count=len(picked),
+                                               **{"feed" if is_feed else "conversation": shown})
         return self.row(thread, context, instruction=instruction, response="\n".join(lines[i] for i in picked),
-                        template_id=template_id, variant="default", thread_ids=thread_ids)
+                        template_id=template_id, variant=variant, thread_ids=thread_ids)

@@ -1,10 +1,24 @@
 """Topic post: write a post about a topic; the response is the real post.
 
-The topic is what the post is about: its hashtags (as written, with ``#``), else 1–``max_words`` of its
-content words that are rarest in the cluster (highest IDF; ties in random order). A topic is never just the
-post's opening words — a prompt "write about Trade talks" for a post beginning "Trade talks …" teaches
-copying, not writing — so a topic that would be exactly the first words of the post loses the post's first
-word.
+The topic is what a person would call the post's subject: its hashtags (as written, with ``#``), else its
+best keyphrase — a run of consecutive content words (``text.phrase_runs``: no stopword, contraction, number,
+handle or link; shouting lowercased, names keep their capital), scored by how topical its words are:
+
+- a word at or above ``max_zipf`` in general English (wordfreq) is filler ("time", "people") and is never
+  part of a topic;
+- a known word below that scores 1, a rare or unknown capitalised word (a name) 0.8, a rare or unknown
+  lowercase word (slang, a typo, "samiiii") 0.5;
+- a phrase scores the mean of its words, times ``1 + 0.3 * (words - 1)`` when it is a whole run ("Social
+  Security", "creature comforts"), ``1 + 0.15 * (words - 1)`` when it is cut out of a longer one;
+- a phrase that reads like a clause (a lowercase -ly word at either end, a lowercase -ed/-ing word at its
+  end: "Hardman recorded", "moment thinking") scores 0.6 times as much, and one that repeats a word is no
+  phrase;
+- ties go to the phrase rarer in the cluster (mean IDF), then to the earlier one.
+
+This is the candidate rule of RAKE/YAKE (runs between stopwords) with a frequency band in place of YAKE's
+per-document statistics, which cost ~1 ms a post; README.md gives the measured comparison. A topic is never
+just the post's opening words — "write about Trade talks" for a post beginning "Trade talks …" teaches
+copying — so such a phrase is passed over.
 """
 
 from __future__ import annotations
@@ -13,14 +27,20 @@ from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import (
-    NOT_PROSE,
-    ClusterStats,
-    hashtags,
-    join_words,
-    post_words,
-    words,
-)
+from instruct.text import NOT_PROSE, RARE_ZIPF, ClusterStats, hashtags, join_words, phrase_runs, words, zipf
+
+KNOWN_ZIPF = 3.0  # wordfreq's small list holds every word at or above this
+EDGE_PENALTY = 0.6
+
+
+def clause_like(first: tuple[str, str], last: tuple[str, str]) -> bool:
+    """Whether a phrase's edges make it a clause, not a topic: an adverb at either end ("typically aim") or a
+    verb form at the end ("Hardman recorded", "moment thinking"); only lowercase words are judged (a name or
+    a leading gerund, "reasoning powers", is not)."""
+    def ends(pair: tuple[str, str], endings: tuple[str, ...]) -> bool:
+        return pair[0].islower() and len(pair[1]) > 4 and pair[1].endswith(endings)
+
+    return ends(first, ("ly",)) or ends(last, ("ly", "ed", "ing"))
 
 
 def prose_words(text: str) -> list[str]:
@@ -35,13 +55,22 @@ def is_opening(text: str, topic_words: list[str]) -> bool:
     return sorted(lowered) == sorted(prose_words(text)[: len(topic_words)])
 
 
+def word_score(written: str, lowered: str) -> float:
+    frequency = zipf(lowered)
+    if frequency >= KNOWN_ZIPF:
+        return 1.0
+    return 0.8 if written[:1].isupper() else 0.5
+
+
 class TopicPostTask(Task):
     """Name a post's topic, ask for a post about it, answer with the post.
 
     Args:
         weight: relative chance of being drawn.
-        max_words: at most this many hashtags or topic words (the number of content words is uniform in
-            1..min(max_words, candidates)).
+        max_words: at most this many hashtags, or words in the topic phrase.
+        max_phrases: at most this many keyphrases name the topic (the count is uniform in
+            1..min(max_phrases, candidates)); best first.
+        max_zipf: words this frequent in general English (wordfreq Zipf scale) are filler, never topic words.
         min_words: posts with fewer words are declined.
     """
 
@@ -49,13 +78,18 @@ class TopicPostTask(Task):
     slots = {"default": Slots.of("topic")}
     uses_stats = True
 
-    bounds = {"max_words": (1, None), "min_words": (1, None)}
+    bounds = {"max_words": (1, None), "max_phrases": (1, None), "max_zipf": (0, 8), "min_words": (1, None)}
 
-    def __init__(self, weight: float = 1.0, max_words: int = 3, min_words: int = 5):
+    def __init__(self, weight: float = 1.0, max_words: int = 3, max_phrases: int = 1, max_zipf: float = 5.8,
+                 min_words: int = 5):
         super().__init__(weight)
-        if max_words < 1:
-            raise ValueError("topic_post needs max_words >= 1")
+        if max_words < 1 or max_phrases < 1:
+            raise ValueError("topic_post needs max_words >= 1 and max_phrases >= 1")
+        if not RARE_ZIPF < max_zipf <= 8:
+            raise ValueError("topic_post needs 0 < max_zipf <= 8")
         self.max_words = max_words
+        self.max_phrases = max_phrases
+        self.max_zipf = max_zipf
         self.min_words = min_words
 
     def _hashtag_topic(self, text: str) -> list[str] | None:
@@ -63,42 +97,70 @@ class TopicPostTask(Task):
         return tags if tags and not is_opening(text, tags) else None
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
+        # Cheap checks only: the phrase itself is found when the task is drawn (a post without one fails
+        # there and goes to another task).
         analysis = anchor_post_words(thread, self.min_words)
         if isinstance(analysis, str):
             return analysis
-        text = thread.anchor_post().text
-        if self._hashtag_topic(text):
-            return None
-        candidates = analysis.content
-        if not candidates:
+        if not analysis.has_content_words() and not hashtags(thread.anchor_post().text):
             return "no hashtag or content word"
-        # Content words are distinct (by lowercase), so only a single one can be all the post's first word;
-        # the post's words are read only then (~3 µs of regex work saved for most posts).
-        if len(candidates) == 1 and candidates[0].lower() == prose_words(text)[0]:
-            return "only topic word is the post's first word"
         return None
 
+    def phrases(self, text: str, stats: ClusterStats) -> list[tuple[str, ...]]:
+        """The post's keyphrases, best first (see the module docstring), none of them its opening words."""
+        scored = []
+        opening = prose_words(text)
+        for written, lowered, _ in phrase_runs(text):
+            # Filler words split a run: "good morning Seattle" offers "Seattle".
+            parts, part = [], []
+            for pair in zip(written, lowered):
+                if zipf(pair[1]) >= self.max_zipf:
+                    if part:
+                        parts.append(part)
+                    part = []
+                else:
+                    part.append(pair)
+            if part:
+                parts.append(part)
+            whole = len(parts) == 1 and len(parts[0]) == len(written)
+            for part, size in ((part, size) for part in parts for size in range(1, min(len(part), self.max_words) + 1)):
+                for offset in range(len(part) - size + 1):
+                    window = part[offset: offset + size]
+                    phrase_written = tuple(w for w, _ in window)
+                    phrase_lower = [l for _, l in window]
+                    if sorted(phrase_lower) == sorted(opening[:size]):  # the post's opening words
+                        continue
+                    if len(set(phrase_lower)) < size:  # "rumors NHL Rumors"
+                        continue
+                    score = sum(word_score(w, l) for w, l in window) / size
+                    if clause_like(window[0], window[-1]):
+                        score *= EDGE_PENALTY
+                    score *= 1 + (0.3 if whole and size == len(part) else 0.15) * (size - 1)
+                    rarity = sum(stats.idfs(phrase_lower)) / size
+                    scored.append((-round(score, 6), -round(rarity, 6), len(scored), phrase_written))
+        scored.sort()
+        best: list[tuple[str, ...]] = []
+        for *_, phrase in scored:
+            if phrase not in best:
+                best.append(phrase)
+        return best
+
     def topic(self, text: str, stats: ClusterStats, draws: Draws) -> list[str]:
-        """The topic words of a post the task accepted: hashtags with ``#``, or content words rarest first."""
+        """The topic of a post: hashtags with ``#``, or its best keyphrase(s); empty if it has neither."""
         tags = self._hashtag_topic(text)
         if tags:
             return tags
-        candidates = post_words(text).content
-        # Rarest first. Equally rare words (common in a small statistics sample) are shuffled first:
-        # keeping post order among them would favour the post's opening words.
-        ranked = sorted(draws.shuffled(candidates), key=stats.idf, reverse=True)  # stable: ties keep the shuffle
-        count = draws.between(1, min(self.max_words, len(ranked)))
-        topic = ranked[:count]
-        if is_opening(text, topic):
-            # An opening always contains the post's first word: swap it for the next rarest word, or drop
-            # it when there is none.
-            first = prose_words(text)[0]
-            topic = [word for word in topic if word.lower() != first] + ranked[count: count + 1]
-        return topic
+        phrases = self.phrases(text, stats)
+        if not phrases:
+            return []
+        count = draws.between(1, min(self.max_phrases, len(phrases)))
+        return [" ".join(phrase) for phrase in phrases[:count]]
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
         topic = self.topic(text, context.stats, draws)
+        if not topic:
+            return "no topic phrase"
         instruction, template_id = self.render("default", draws, topic=join_words(topic))
         return self.row(thread, context, instruction=instruction, response=text, template_id=template_id,
                         variant="default")
