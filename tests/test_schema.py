@@ -33,6 +33,8 @@ def parameters() -> list[tuple[str, str, object]]:
 def bad_values(hint) -> list[tuple[object, str]]:
     """Values of the wrong type for an annotation, with the words the error must use."""
     text = str(hint)
+    if hint is bool:
+        return [("abc", "must be true or false"), (1, "must be true or false")]
     if hint is int:
         return [("abc", "must be an integer"), (2.5, "must be an integer"), (True, "must be an integer")]
     if hint is float:
@@ -82,7 +84,7 @@ def test_a_wrong_type_names_the_task_parameter(task, name, value, words):
 @pytest.mark.parametrize("override, line", [
     ("tasks.needle.lookback=abc", "tasks.needle.lookback='abc' must be an integer >= 0"),
     ("tasks.summarization.max_chars=1.5", "tasks.summarization.max_chars=1.5 must be an integer >= 1"),
-    ("tasks.paraphrase.min_cosine=2", "tasks.paraphrase.min_cosine=2 must be a number in [0, 1]"),
+    ("tasks.keyword_post.max_zipf=9", "tasks.keyword_post.max_zipf=9 must be a number in [0, 8]"),
     ("tasks.voting_intention.labels=abc", "tasks.voting_intention.labels='abc' must be a mapping or null"),
 ])
 def test_through_generate_nothing_is_created(tmp_path, override, line):
