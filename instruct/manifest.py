@@ -39,7 +39,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
         inputs.append({"cluster": cluster.key, "file": str(cluster.path), "sha256": cluster.sha256,
                        "bytes": cluster.size, "lines": cluster.lines, "truncated": cluster.truncated,
                        "read": counts.read, "used": counts.used, "sampled_out": counts.sampled_out,
-                       "rejected": counts.rejected, "no_task": counts.no_task})
+                       "rejected": counts.rejected, "filtered": counts.filtered, "no_task": counts.no_task})
     generated = sum(o["generated"] for o in outputs.values())
     dolly_rows = sum(o["dolly"] for o in outputs.values())
     rows = generated + dolly_rows
@@ -70,6 +70,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
             "rows_by_split": summary["rows"],
             "lines_read": total.read, "threads_used": total.used, "sampled_out": total.sampled_out,
             "rejected": total.rejected + (len(dolly.rejects) if dolly else 0),
+            "filtered": total.filtered,  # removed by the filter stage (see "filters")
             "threads_without_task": total.no_task,
             "per_task": summary["tasks"], "per_template": summary["templates"],
             "reject_reasons": summary["reject_reasons"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 from typing import Iterator
 
 from instruct.feed import MessageLog
@@ -130,6 +131,8 @@ class NeedleTask(Task):
         lookback: how many earlier threads of the cluster may feed the haystack.
         needles: how many answers the ``multi`` variant asks for.
         snippet_words: length of a quoted snippet, in words.
+        max_tokens: when set, the haystack is sized so the whole prompt has at most this many tokens (counted
+            by the run's budget.tokenizer, or its estimate); ``max_messages`` still caps it, ``max_chars`` does not.
     """
 
     template_file = "needle"
@@ -142,7 +145,7 @@ class NeedleTask(Task):
 
     def __init__(self, weight: float = 1.0, variants: list[str] = VARIANTS, max_messages: int = 30,
                  max_chars: int = 6000, min_messages: int = 5, lookback: int = 40, needles: int = 3,
-                 snippet_words: int = 5):
+                 snippet_words: int = 5, max_tokens: int | None = None):
         super().__init__(weight)
         unknown = sorted(set(variants) - set(VARIANTS))
         if unknown or not variants:
@@ -156,17 +159,26 @@ class NeedleTask(Task):
         self.lookback = lookback
         self.needles = needles
         self.snippet_words = snippet_words
+        self.max_tokens = max_tokens
+        self._count_tokens = None  # set by size_with (instruct/filters/build.py) when max_tokens is set
         self._questions = [(variant, getattr(self, f"_{variant}")) for variant in self.variants]
 
-    def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
+    def size_with(self, count_tokens) -> None:
+        """Size haystacks to ``max_tokens`` with this token counter (a callable text → tokens)."""
+        self._count_tokens = count_tokens
+
+    def haystack(self, thread: Thread, context: TaskContext, max_messages: int | None = None,
+                 max_chars: int | None = None) -> Haystack:
         """The thread's text messages preceded by the feed's: the longest run of the split's newest messages,
-        ending with the thread's last, that fits both budgets."""
+        ending with the thread's last, that fits both budgets (the task's own unless given)."""
+        max_messages = self.max_messages if max_messages is None else max_messages
+        max_chars = self.max_chars if max_chars is None else max_chars
         own_users = [message.user for message in thread.messages if message.text]
         own_texts = [message.text for message in thread.messages if message.text]
         own_ids = [thread.id] if own_texts else []
-        spare_messages, spare_chars = self.max_messages - len(own_texts), self.max_chars - sum(map(len, own_texts))
+        spare_messages, spare_chars = max_messages - len(own_texts), max_chars - sum(map(len, own_texts))
         if spare_messages < 0 or spare_chars < 0:  # the thread alone is over budget: its newest messages only
-            spare_messages, spare_chars = self.max_messages, self.max_chars
+            spare_messages, spare_chars = max_messages, max_chars
             log, own_users, own_texts, own_ids = MessageLog.of([thread]), [], [], []
         elif context.feed is not None:
             log = context.feed.log(context.split)
@@ -184,7 +196,36 @@ class NeedleTask(Task):
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
-        haystack = self.haystack(thread, context)
+        if self._count_tokens is not None:
+            return self._build_within_tokens(thread, context, draws)
+        return self._build(thread, context, draws, self.haystack(thread, context))
+
+    def _build_within_tokens(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
+        """RULER's way: build with as many messages as the message budget allows, count the prompt's tokens,
+        and grow or shrink the number of messages (by the share the prompt is over or under) until the largest
+        haystack that fits is found. The question is asked anew at each size, so the needle's depth is drawn
+        over the haystack that is kept, as without a token budget."""
+        fits, over, best = self.min_messages - 1, None, None
+        size = len(self.haystack(thread, context, max_chars=sys.maxsize))
+        for _ in range(8):
+            if size < self.min_messages:
+                break
+            row = self._build(thread, context, draws, self.haystack(thread, context, size, sys.maxsize))
+            if isinstance(row, str):
+                return row
+            tokens = self._count_tokens(row.instruction)
+            if tokens <= self.max_tokens:
+                fits, best = size, row
+                if over is None:  # the largest haystack the message budget allows fits
+                    break
+            else:
+                over = size
+            if over - fits <= 1:
+                break
+            size = min(over - 1, max(fits + 1, int(size * self.max_tokens / tokens)))
+        return best or f"prompt over tasks.needle.max_tokens={self.max_tokens} with {self.min_messages} messages"
+
+    def _build(self, thread: Thread, context: TaskContext, draws: Draws, haystack: Haystack) -> Row | str:
         if len(haystack) < self.min_messages:
             return f"haystack smaller than {self.min_messages} messages"
         variant, ask = draws.pick(self._questions)
