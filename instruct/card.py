@@ -42,6 +42,39 @@ def _llm_note(manifest: dict) -> list[str]:
     return [note, ""]
 
 
+def _filters_section(manifest: dict) -> list[str]:
+    """What the filter stage removed (decontamination, duplicates, token budget) and the tokens per task."""
+    filters = manifest.get("filters")
+    if not filters:
+        return []
+    removed = {}
+    for reasons in [*filters["removed_per_cluster"].values(), filters["removed_dolly"]]:
+        for reason, count in reasons.items():
+            removed[reason] = removed.get(reason, 0) + count
+    decontaminate = filters["decontaminate"]
+    lines = ["## Filters", ""]
+    if decontaminate:
+        files = ", ".join(f"`{Path(f['file']).name}` ({f['removed']} removed)" for f in decontaminate["eval_files"])
+        lines.append(f"- Decontaminated against {files}: a thread or Dolly row sharing an evaluation id or a "
+                     f"{decontaminate['ngram']}-word n-gram with them was removed before any task saw it "
+                     f"(`contamination.jsonl`).")
+    else:
+        lines.append("- Not decontaminated against any evaluation set.")
+    dedup = filters["dedup"]
+    lines.append(f"- Near-duplicate posts within a cluster removed (MinHash LSH, Jaccard >= {dedup['threshold']} over "
+                 f"{dedup['shingle']}-word shingles), the first kept." if dedup else "- Duplicates kept.")
+    budget = filters["budget"]
+    lines.append(f"- Tokens counted by {budget['counter']}; "
+                 + (f"rows over {budget['max_tokens']} tokens were dropped, never cut." if budget["max_tokens"]
+                    else "no length limit."))
+    if removed:
+        lines.append("- Removed: " + ", ".join(f"{count} {reason}" for reason, count in sorted(removed.items())) + ".")
+    lines += ["", "| task | rows | mean tokens | p50 | p95 | max |", "|---|---|---|---|---|---|"]
+    for name, stats in filters["tokens_per_task"].items():
+        lines.append(f"| {name} | {stats['rows']} | {stats['mean']} | {stats['p50']} | {stats['p95']} | {stats['max']} |")
+    return lines + [""]
+
+
 def write_card(run_dir: Path, manifest: dict) -> None:
     counts = manifest["counts"]
     fmt = manifest["config"]["output"]["format"]
@@ -60,7 +93,8 @@ def write_card(run_dir: Path, manifest: dict) -> None:
         top = max(task["declined"].items(), key=lambda kv: kv[1], default=None)
         reason = f"{sum(task['declined'].values())} ({top[0]})" if top else "0"
         lines.append(f"| {name} | {task['offered']} | {task['produced']} | {reason} |")
-    lines += ["", "## Files", "", "| file | rows | generated | Dolly |", "|---|---|---|---|"]
+    lines += ["", *_filters_section(manifest)]
+    lines += ["## Files", "", "| file | rows | generated | Dolly |", "|---|---|---|---|"]
     for path, out in manifest["outputs"].items():
         lines.append(f"| `{path}` | {out['rows']} | {out['generated']} | {out['dolly']} |")
     lines += ["", "## Where responses come from", "",

@@ -236,6 +236,10 @@ def check(cfg: DictConfig) -> None:
 
 def _check_filters(cfg: DictConfig) -> None:
     """Ranges of the decontaminate, dedup and budget keys (and tasks.needle.max_tokens)."""
+    raw_paths = OmegaConf.to_container(cfg.decontaminate, resolve=False).get("paths") or []
+    if cfg.decontaminate.repo is None and any("decontaminate.repo" in str(path) for path in raw_paths):
+        raise InstructError("decontaminate.repo is not set: decontaminate=blueprint reads the evaluation files "
+                            "from a BluePrint checkout (decontaminate.repo=/path/to/BluePrint)")
     if cfg.decontaminate.ngram < 1:
         raise InstructError(f"decontaminate.ngram={cfg.decontaminate.ngram} must be >= 1")
     if not 0 <= cfg.decontaminate.short_words <= cfg.decontaminate.ngram:
