@@ -112,7 +112,7 @@ class Filters:
                 "contamination_file": CONTAMINATION},
             "dedup": None if self.stage.dedup is None else {
                 "threshold": self.stage.dedup.threshold, "num_perm": self.stage.dedup.num_perm,
-                "shingle": self.stage.dedup.shingle, "bands": list(self.stage.dedup.bands())},
+                "shingle": self.stage.dedup.shingle, "bands": next((list(f.bands) for f in self.clusters.values() if f.bands), None)},
             "removed_per_cluster": {key: dict(sorted(f.reasons.items())) for key, f in self.clusters.items()},
             "removed_dolly": dict(sorted(self.dolly_removed.items())),
             "budget": {"counter": self.budget.counter.method, "max_tokens": self.budget.max_tokens,

@@ -60,12 +60,14 @@ class ClusterFiltered:
         reasons: ``decontaminated: id|ngram|text``, ``duplicate: exact|near`` → count.
         by_eval_file: evaluation file index → threads it removed.
         contamination: one record per decontaminated thread, for contamination.jsonl.
+        bands: the LSH (bands, rows) used, when dedup is on (found where datasketch is imported).
     """
 
     dropped: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     reasons: Counter = field(default_factory=Counter)
     by_eval_file: Counter = field(default_factory=Counter)
     contamination: list[dict] = field(default_factory=list)
+    bands: tuple[int, int] | None = None
 
     def kept(self, selected: np.ndarray) -> np.ndarray:
         return np.setdiff1d(selected, self.dropped, assume_unique=True) if len(self.dropped) else selected
@@ -97,6 +99,7 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
             if post is not None:
                 index.add(line, post.text)
     if index is not None:
+        result.bands = (index.b, index.r)
         for line, reason in index.duplicates(lambda lines: _anchor_texts(cluster, lines)).items():
             dropped[line] = f"{DUPLICATE}: {reason}"
     result.dropped = np.array(sorted(dropped), dtype=np.int64)
