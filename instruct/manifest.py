@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from instruct import __version__
 from instruct.counts import Counts
 
-_PACKAGES = ("hydra-core", "omegaconf", "numpy", "orjson", "jsonlines", "tqdm")
+_PACKAGES = ("hydra-core", "omegaconf", "numpy", "orjson", "jsonlines", "tqdm", "datasketch", "tokenizers")
 
 
 def _software() -> dict:
