@@ -7,9 +7,10 @@ A thread is compared by its anchor post (the post the post-writing tasks write),
 ``DedupParams.bands``).
 
 datasketch's ``MinHashLSH`` keeps a Python dict and a set per band bucket: ~1.4 KB a post with 32
-permutations, over 300 MiB for a 250 k-thread cluster. So the index here is flat numpy: one 64-bit key per band
-(the band's hash values folded with fixed odd multipliers) and one for the exact normalised text, 8 × (bands + 1)
-bytes a post. After one pass over the cluster, posts that share a band key are candidate pairs; a candidate
+permutations, over 300 MiB for a 250 k-thread cluster. So the index here is flat numpy: one 32-bit key per band
+(the band's hash values folded with fixed odd multipliers; a chance collision only adds a candidate, which the
+verification drops), a 64-bit key of the exact normalised text and the line number: 4 × bands + 12 bytes a
+post, 48 with the default 9 bands. After one pass over the cluster, posts that share a band key are candidate pairs; a candidate
 pair is kept only when the Jaccard similarity of the two shingle sets, computed exactly from the posts
 re-read, reaches the threshold. Posts joined by such pairs form groups (connected components, as in
 datatrove's MinHash dedup); each group keeps its first post in file order, and the others are removed as
@@ -87,9 +88,9 @@ class ClusterIndex:
         self.params = params
         self.b, self.r = params.bands()
         self._minhash = MinHash(num_perm=params.num_perm, seed=_MINHASH_SEED, hashfunc=zlib.crc32)
-        self.lines = np.empty(capacity, dtype=np.int64)
+        self.lines = np.empty(capacity, dtype=np.int32)
         self.exact = np.empty(capacity, dtype=np.uint64)
-        self.band_keys = np.empty((capacity, self.b), dtype=np.uint64)
+        self.band_keys = np.empty((capacity, self.b), dtype=np.uint32)
         self.count = 0
 
     def add(self, line: int, text: str) -> None:
@@ -103,7 +104,7 @@ class ClusterIndex:
         values = minhash.hashvalues[: self.b * self.r].astype(np.uint64).reshape(self.b, self.r)
         at = self.count
         self.lines[at] = line
-        self.band_keys[at] = (values * _FOLD[: self.r]).sum(axis=1, dtype=np.uint64)
+        self.band_keys[at] = (values * _FOLD[: self.r]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)
         self.exact[at] = int.from_bytes(hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest(), "little")
         self.count += 1
 
@@ -116,23 +117,25 @@ class ClusterIndex:
         n = self.count
         lines, exact = self.lines[:n], self.exact[:n]
         exact_pairs = _pairs(exact)
+        exact_first = {later for later, _ in exact_pairs}
+        # An exact repeat is removed with its first copy's group: only the first copies look for near ones.
+        firsts = np.ones(n, dtype=bool)
+        firsts[list(exact_first)] = False
+        representatives = np.flatnonzero(firsts)
         near_pairs = set()
         for band in range(self.b):
-            near_pairs.update(_pairs(self.band_keys[:n, band]))
-        near_pairs -= exact_pairs
-        exact_first = {}
-        for later, earlier in exact_pairs:
-            exact_first[later] = min(earlier, exact_first.get(later, earlier))
+            near_pairs.update((int(representatives[a]), int(representatives[b]))
+                              for a, b in _pairs(self.band_keys[:n, band][representatives]))
         if near_pairs:
             wanted = sorted({int(lines[i]) for pair in near_pairs for i in pair})
             texts = reread(wanted)
             sets = {line: shingles(texts[line], self.params.shingle) for line in wanted}
             near_pairs = {(a, b) for a, b in near_pairs
                           if jaccard(sets[int(lines[a])], sets[int(lines[b])]) >= self.params.threshold}
-        parent = list(range(n)) if exact_pairs or near_pairs else []
+        parent: dict[int, int] = {}  # union-find over the posts that are in a pair (the others are alone)
 
         def root(i: int) -> int:
-            while parent[i] != i:
+            while parent.setdefault(i, i) != i:
                 parent[i] = parent[parent[i]]
                 i = parent[i]
             return i
@@ -141,11 +144,7 @@ class ClusterIndex:
             ra, rb = root(a), root(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)  # the earliest post is every group's root
-        removed = {}
-        for i in range(len(parent)):
-            if root(i) != i:
-                removed[int(lines[i])] = "exact" if i in exact_first else "near"
-        return removed
+        return {int(lines[i]): "exact" if i in exact_first else "near" for i in sorted(parent) if root(i) != i}
 
 
 def _pairs(keys: np.ndarray) -> set[tuple[int, int]]:

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from instruct.errors import InstructError
-from instruct.clusterfile import ClusterFile, read_chunks, read_lines
+from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.dedup import ClusterIndex, DedupParams
 from instruct.parsing import Reject, parse_thread
 
 DECONTAMINATED, DUPLICATE = "decontaminated", "duplicate"
 _IN_PROCESS_LINES = 20_000  # smaller inputs are filtered in this process (a child costs ~0.5 s to start)
+_BLOCK_LINES = 64 * CHUNK_LINES  # selected line numbers turned into a list at a time (not 36 B each at once)
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -80,8 +81,9 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
     dropped: dict[int, str] = {}
     index = ClusterIndex(stage.dedup, len(selected)) if stage.dedup is not None else None
     decontaminator = stage.decontaminator
-    for _, numbers, raws in read_chunks(cluster, selected.tolist()):
-        for line, raw in zip(numbers, raws):
+    block_lines = max(len(selected), 1) if cluster.compressed else _BLOCK_LINES  # a gzip stream is read once
+    for block in range(0, len(selected), block_lines):  # line numbers as Python ints, a block at a time
+        for line, raw in read_lines(cluster, selected[block: block + block_lines].tolist()):
             try:
                 thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
             except Reject:
