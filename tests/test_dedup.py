@@ -14,6 +14,7 @@ from conftest import data_files, manifest_of, read_jsonl, rows_of, run_pipeline
 
 from instruct.clusterfile import CHUNK_LINES, scan
 from instruct.filters.dedup import DedupParams, jaccard, shingles
+from instruct.filters import stage
 from instruct.filters.stage import FilterStage, filter_cluster
 
 VOCABULARY = [f"{a}{b}" for a in ("bri", "cal", "dor", "fen", "gal", "hur", "lim", "mor", "pra", "sto")
@@ -68,12 +69,13 @@ def test_the_threshold_decides(tmp_path, posts):
     assert sorted(dropped) == [5]  # only the exact copy is that similar
 
 
-def test_a_near_duplicate_of_a_post_in_another_shard_is_removed_for_any_worker_count(tmp_path, posts):
+def test_a_near_duplicate_of_a_post_in_another_shard_is_removed_for_any_worker_count(tmp_path, posts, monkeypatch):
     folder = tmp_path / "in"
     _cluster(folder, posts)
     args = (f"source.path={folder}", "source.shard_lines=1", "mix=none", "tasks=all",
             "source.max_chains_per_cluster=null")
     one = run_pipeline(tmp_path / "one", *args, "workers=1")
+    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)  # the stage's pass in child processes, as for large inputs
     two = run_pipeline(tmp_path / "two", *args, "workers=2")
     assert data_files(one) == data_files(two)
     manifest = manifest_of(one)
@@ -128,3 +130,16 @@ def test_bad_values_fail_naming_the_key(tmp_path, override, message):
 
     with pytest.raises(InstructError, match=message):
         generate(compose_config("progress=false", override), tmp_path / "out")
+
+
+def test_an_error_in_the_stages_child_process_reaches_the_caller(tmp_path, posts, monkeypatch):
+    from conftest import compose_config
+
+    from instruct.errors import InstructError
+    from instruct.pipeline import generate
+
+    folder = tmp_path / "in"
+    _cluster(folder, posts[:50])
+    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)
+    with pytest.raises(InstructError, match=r"dedup.threshold=0.99 with dedup.num_perm=64: .*too small"):
+        generate(compose_config("progress=false", f"source.path={folder}", "dedup.threshold=0.99"), tmp_path / "out")

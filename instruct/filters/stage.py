@@ -164,5 +164,7 @@ def _child() -> None:
     sys.stdout.buffer.flush()
 
 
-if __name__ == "__main__":
-    _child()
+if __name__ == "__main__":  # run as the module itself, so what it pickles back names instruct.filters.stage
+    from instruct.filters.stage import _child as child
+
+    child()
