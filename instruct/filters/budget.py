@@ -29,6 +29,7 @@ class TokenCounter:
         self.chars_per_token = chars_per_token
         self.path = None
         self._encode = None
+        self._last: tuple[str | None, int] = (None, 0)
         if tokenizer is not None:
             path = Path(tokenizer)
             if path.is_dir():
@@ -54,7 +55,11 @@ class TokenCounter:
             return 0
         if self._encode is None:
             return math.ceil(len(text) / self.chars_per_token)
-        return len(self._encode(text, add_special_tokens=False).ids)
+        if text is self._last[0]:  # the needle counted its prompt just before the budget counts the row
+            return self._last[1]
+        count = len(self._encode(text, add_special_tokens=False).ids)
+        self._last = (text, count)
+        return count
 
     def row_tokens(self, row: Row) -> int:
         """Tokens of the prompt (instruction and context) plus the response."""

@@ -166,6 +166,8 @@ class NeedleTask(Task):
     def size_with(self, count_tokens) -> None:
         """Size haystacks to ``max_tokens`` with this token counter (a callable text → tokens)."""
         self._count_tokens = count_tokens
+        self._token_cache: dict[str, int] = {}
+        self._line_head_tokens = count_tokens("\n[10] User_1: ")  # what a line adds besides its text
 
     def haystack(self, thread: Thread, context: TaskContext, max_messages: int | None = None,
                  max_chars: int | None = None) -> Haystack:
@@ -202,11 +204,13 @@ class NeedleTask(Task):
 
     def _build_within_tokens(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         """RULER's way: build with as many messages as the message budget allows, count the prompt's tokens,
-        and grow or shrink the number of messages (by the share the prompt is over or under) until the largest
-        haystack that fits is found. The question is asked anew at each size, so the needle's depth is drawn
-        over the haystack that is kept, as without a token budget."""
-        fits, over, best = self.min_messages - 1, None, None
-        size = len(self.haystack(thread, context, max_chars=sys.maxsize))
+        and grow or shrink the number of messages until the largest haystack whose prompt fits is found. The
+        next size is guessed from each message's own token count (remembered per text, as a message is in many
+        haystacks), so a row usually takes two exact counts. The question is asked anew at each size, so the
+        needle's depth is drawn over the haystack that is kept, as without a token budget."""
+        texts = self.haystack(thread, context, max_chars=sys.maxsize).texts  # the most the message budget allows
+        costs = [self._message_tokens(text) for text in texts]  # oldest first
+        fits, over, best, size = self.min_messages - 1, len(texts) + 1, None, len(texts)
         for _ in range(8):
             if size < self.min_messages:
                 break
@@ -216,14 +220,36 @@ class NeedleTask(Task):
             tokens = self._count_tokens(row.instruction)
             if tokens <= self.max_tokens:
                 fits, best = size, row
-                if over is None:  # the largest haystack the message budget allows fits
-                    break
             else:
                 over = size
             if over - fits <= 1:
                 break
-            size = min(over - 1, max(fits + 1, int(size * self.max_tokens / tokens)))
+            size = min(over - 1, max(fits + 1, self._next_size(costs, size, self.max_tokens - tokens)))
         return best or f"prompt over tasks.needle.max_tokens={self.max_tokens} with {self.min_messages} messages"
+
+    @staticmethod
+    def _next_size(costs: list[int], size: int, spare: int) -> int:
+        """The number of newest messages after adding (spare > 0) or dropping (spare < 0) the oldest ones of a
+        haystack of ``size`` until about ``spare`` tokens are used or freed."""
+        first = len(costs) - size  # the index of the haystack's oldest message
+        if spare < 0:
+            while first < len(costs) and spare < 0:
+                spare += costs[first]
+                first += 1
+        else:
+            while first > 0 and spare - costs[first - 1] >= 0:
+                first -= 1
+                spare -= costs[first]
+        return len(costs) - first
+
+    def _message_tokens(self, text: str) -> int:
+        cache = self._token_cache
+        count = cache.get(text)
+        if count is None:
+            if len(cache) >= 65536:  # the feed moves on: forget the old texts
+                cache.clear()
+            count = cache[text] = self._count_tokens(text) + self._line_head_tokens
+        return count
 
     def _build(self, thread: Thread, context: TaskContext, draws: Draws, haystack: Haystack) -> Row | str:
         if len(haystack) < self.min_messages:
