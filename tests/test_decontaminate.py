@@ -53,6 +53,8 @@ def test_the_real_sample_is_removed_whole_by_its_evaluation_files(tmp_path, shar
     assert {f["removed"] for f in manifest["filters"]["decontaminate"]["eval_files"]} == {400, 0}
     assert manifest["filters"]["removed_per_cluster"] == {"cluster_0": {"decontaminated: id": 200},
                                                           "cluster_1": {"decontaminated: id": 200}}
+    card = (run / "README.md").read_text()
+    assert "## Filters" in card and "`batchinput.jsonl` (400 removed)" in card and "400 decontaminated: id" in card
 
 
 def test_the_raw_shape_has_no_ids_and_is_found_by_its_text(tmp_path, shared_sample, blueprint_eval):
