@@ -38,14 +38,12 @@ class TaskRows:
     Args:
         rows: how many rows it has in the data files.
         prompt_chars / response_chars: the character length of each row's prompt and response.
-        tokens: prompt + response tokens of each row, when a tokenizer is configured.
         examples: the first rows, as (prompt, response).
     """
 
     rows: int = 0
     prompt_chars: list[int] = field(default_factory=list)
     response_chars: list[int] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)
     examples: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -73,8 +71,7 @@ def prompt_and_response(record, fmt: str) -> tuple[str, str]:
     return "\n\n".join(t["content"] for t in record[:-1]), record[-1]["content"]  # blueprint
 
 
-def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None,
-              max_rows: int = STATS_ROWS) -> RunRows:
+def row_stats(run_dir: Path, manifest: dict, max_rows: int = STATS_ROWS) -> RunRows:
     """Lengths and the first examples per task, from every ``step``-th row of the data files (streamed), so
     the card costs at most ``max_rows`` parsed rows however large the run. Row counts are exact either way:
     counted here when every row is read, else the manifest's."""
@@ -82,7 +79,6 @@ def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None,
     total = manifest["counts"]["rows"]
     step = max(1, -(-total // max_rows))
     stats: dict[str, TaskRows] = {}
-    texts: dict[str, list[str]] = {}
     for path in manifest["outputs"]:
         data = run_dir / path
         metas = open(sidecar_path(data), "rb") if fmt not in LOADABLE else None
@@ -101,8 +97,6 @@ def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None,
                     entry.response_chars.append(len(response))
                     if len(entry.examples) < EXAMPLES_PER_TASK:
                         entry.examples.append((prompt, response))
-                    if tokenizer:
-                        texts.setdefault(task, []).append(prompt + "\n" + response)
         finally:
             if metas is not None:
                 metas.close()
@@ -112,19 +106,7 @@ def row_stats(run_dir: Path, manifest: dict, tokenizer: str | None = None,
         for name, rows in exact.items():
             if rows:
                 stats.setdefault(name, TaskRows()).rows = rows
-    if tokenizer:
-        encoder = load_tokenizer(tokenizer)
-        for task, task_texts in texts.items():
-            stats[task].tokens = [len(e.ids) for e in encoder.encode_batch(task_texts)]
     return RunRows(dict(sorted(stats.items(), key=lambda kv: (kv[0] == "dolly", kv[0]))), step)
-
-
-def load_tokenizer(path: str):
-    """A local tokenizer (a ``tokenizer.json`` or a folder holding one); nothing is downloaded."""
-    from tokenizers import Tokenizer  # only when card.tokenizer is set
-
-    file = Path(path).expanduser()
-    return Tokenizer.from_file(str(file / "tokenizer.json" if file.is_dir() else file))
 
 
 def _figures(values) -> str:
@@ -151,6 +133,36 @@ def front_matter(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
                              "data_files": [{"split": s, "path": f"{s}/*.jsonl"} for s in _splits(manifest)]}]
         front["dataset_info"] = {"features": hf_features(fmt)}
     return ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
+
+
+def filters(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
+    """What the filter stage removed: evaluation overlap, duplicates, rows over the token budget."""
+    filters = manifest.get("filters")
+    if not filters:
+        return []
+    removed = {}
+    for reasons in [*filters["removed_per_cluster"].values(), filters["removed_dolly"]]:
+        for reason, count in reasons.items():
+            removed[reason] = removed.get(reason, 0) + count
+    decontaminate = filters["decontaminate"]
+    lines = ["## Filters", ""]
+    if decontaminate:
+        files = ", ".join(f"`{Path(f['file']).name}` ({f['removed']} removed)" for f in decontaminate["eval_files"])
+        lines.append(f"- Decontaminated against {files}: a thread or Dolly row sharing an evaluation id or a "
+                     f"{decontaminate['ngram']}-word n-gram with them was removed before any task saw it "
+                     f"(`contamination.jsonl`).")
+    else:
+        lines.append("- Not decontaminated against any evaluation set.")
+    dedup = filters["dedup"]
+    lines.append(f"- Near-duplicate posts within a cluster removed (MinHash LSH, Jaccard >= {dedup['threshold']} over "
+                 f"{dedup['shingle']}-word shingles), the first kept." if dedup else "- Duplicates kept.")
+    budget = filters["budget"]
+    lines.append(f"- Tokens counted by {budget['counter']}; "
+                 + (f"rows over {budget['max_tokens']} tokens were dropped, never cut." if budget["max_tokens"]
+                    else "no length limit."))
+    if removed:
+        lines.append("- Removed: " + ", ".join(f"{count} {reason}" for reason, count in sorted(removed.items())) + ".")
+    return lines + [""]
 
 
 def summary(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
@@ -187,20 +199,25 @@ def rows_per_task(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
 
 
 def lengths(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
-    with_tokens = any(entry.tokens for entry in stats.tasks.values())
-    sampled = f" (measured on one row in {stats.step})" if stats.step > 1 else ""
-    tokenizer = manifest["config"].get("card", {}).get("tokenizer")
+    """Characters of prompts and responses (from the sampled rows), and tokens of both (exact, every row: the
+    budget's counts, by a tokenizer when ``budget.tokenizer`` is set, else the characters-per-token estimate)."""
+    sampled = f" (characters measured on one row in {stats.step})" if stats.step > 1 else ""
+    tokens = (manifest.get("filters") or {}).get("tokens_per_task", {})
+    counter = (manifest.get("filters") or {}).get("budget", {}).get("counter", "")
     lines = ["## Lengths", "",
-             "Characters of the prompt (everything before the answer) and of the response, then tokens of both"
-             + (f" with `{Path(tokenizer).name}`" if with_tokens else " (set `card.tokenizer=` to a local "
-                                                                      "tokenizer.json to count them)")
-             + f"{sampled}: median / 95th percentile / max." + (f" Distributions: [{CHART}]({CHART})."
-                                                       if (run_dir / CHART).exists() else ""), "",
-             "| task | rows | prompt chars | response chars |" + (" tokens |" if with_tokens else ""),
-             "|---|---|---|---|" + ("---|" if with_tokens else "")]
+             "Characters of the prompt (everything before the answer) and of the response: median / 95th "
+             f"percentile / max{sampled}. Tokens of prompt + response, every row, counted by {counter}"
+             + ("" if counter.startswith("tokenizer") else " (set `budget.tokenizer=` to a local tokenizer.json "
+                                                        "for exact counts)")
+             + ": median / 95th percentile / max." + (f" Distributions: [{CHART}]({CHART})."
+                                                     if (run_dir / CHART).exists() else ""), "",
+             "| task | rows | prompt chars | response chars | tokens | mean tokens |", "|---|---|---|---|---|---|"]
     for task, entry in stats.tasks.items():
-        lines.append(f"| {task} | {entry.rows} | {_figures(entry.prompt_chars)} | {_figures(entry.response_chars)} |"
-                     + (f" {_figures(entry.tokens)} |" if with_tokens else ""))
+        figures = tokens.get(task) or {}
+        token_text = (f"{figures['p50']} / {figures['p95']} / {figures['max']} | {figures['mean']}"
+                      if figures.get("rows") else "– | –")
+        lines.append(f"| {task} | {entry.rows} | {_figures(entry.prompt_chars)} | {_figures(entry.response_chars)} | "
+                     f"{token_text} |")
     return lines + [""]
 
 
@@ -283,7 +300,7 @@ def licence(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
                     "composed config and the overrides."]
 
 
-SECTIONS = (front_matter, summary, rows_per_task, lengths, examples, training, files, provenance, licence)
+SECTIONS = (front_matter, summary, rows_per_task, filters, lengths, examples, training, files, provenance, licence)
 
 
 def _splits(manifest: dict) -> list[str]:
@@ -293,7 +310,7 @@ def _splits(manifest: dict) -> list[str]:
 def write_card(run_dir: Path, manifest: dict) -> None:
     """The card, the length chart beside it and LLaMA-Factory's dataset_info.json."""
     card = manifest["config"].get("card", {})
-    stats = row_stats(run_dir, manifest, card.get("tokenizer"))
+    stats = row_stats(run_dir, manifest)
     write_dataset_info(run_dir, manifest["config"]["output"]["format"], _splits(manifest))
     if card.get("chart", True):
         from instruct.chart import write_chart  # matplotlib is imported only here

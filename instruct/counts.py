@@ -15,6 +15,7 @@ class TaskCounts:
         declined: why it could not use a thread, reason → count.
         failed: why a drawn build gave no row after all, reason → count.
         variants: rows per template variant (summarization: ``thread`` vs ``feed`` prompts).
+        lengths: the rows' lengths in tokens, tokens → rows (filters/budget.py), so statistics are exact.
     """
 
     offered: int = 0
@@ -22,6 +23,7 @@ class TaskCounts:
     declined: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     variants: Counter = field(default_factory=Counter)
+    lengths: Counter = field(default_factory=Counter)
 
     def add(self, other: "TaskCounts") -> None:
         self.offered += other.offered
@@ -29,6 +31,7 @@ class TaskCounts:
         self.declined.update(other.declined)
         self.failed.update(other.failed)
         self.variants.update(other.variants)
+        self.lengths.update(other.lengths)
 
     @property
     def eligible(self) -> int:
@@ -38,18 +41,20 @@ class TaskCounts:
     def to_dict(self) -> dict:
         return {"offered": self.offered, "eligible": self.eligible, "produced": self.produced,
                 "declined": dict(sorted(self.declined.items())), "failed": dict(sorted(self.failed.items())),
-                "variants": dict(sorted(self.variants.items()))}
+                "variants": dict(sorted(self.variants.items())),
+                "lengths": {str(k): v for k, v in sorted(self.lengths.items())}}
 
 
 @dataclass(slots=True)
 class Counts:
-    """Everything one shard (or a cluster, or the run) counted. ``read = used + sampled_out + rejected``.
+    """Everything one shard (or a cluster, or the run) counted. ``read = used + sampled_out + rejected + filtered``.
 
     Args:
         read: lines of the file covered.
         used: lines parsed into a thread and offered to the tasks.
         sampled_out: lines left out by ``max_chains_per_cluster``.
         rejected: lines that could not be used (each one is in rejects.jsonl).
+        filtered: threads the filter stage removed before any task saw them (instruct/filters).
         no_task: used threads that no task could turn into a row.
         rows: rows generated per split.
         reject_reasons: reason → count (the reason's first words, so similar errors group).
@@ -61,6 +66,7 @@ class Counts:
     used: int = 0
     sampled_out: int = 0
     rejected: int = 0
+    filtered: int = 0
     no_task: int = 0
     rows: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
@@ -75,6 +81,7 @@ class Counts:
         self.used += other.used
         self.sampled_out += other.sampled_out
         self.rejected += other.rejected
+        self.filtered += other.filtered
         self.no_task += other.no_task
         self.rows.update(other.rows)
         self.reject_reasons.update(other.reject_reasons)
@@ -85,7 +92,7 @@ class Counts:
     def to_dict(self) -> dict:
         return {
             "read": self.read, "used": self.used, "sampled_out": self.sampled_out, "rejected": self.rejected,
-            "no_task": self.no_task, "rows": dict(sorted(self.rows.items())),
+            "filtered": self.filtered, "no_task": self.no_task, "rows": dict(sorted(self.rows.items())),
             "reject_reasons": dict(self.reject_reasons.most_common()),
             "tasks": {name: counts.to_dict() for name, counts in sorted(self.tasks.items())},
             "templates": dict(sorted(self.templates.items())),
@@ -94,10 +101,10 @@ class Counts:
     @classmethod
     def from_dict(cls, data: dict) -> "Counts":
         counts = cls(read=data["read"], used=data["used"], sampled_out=data["sampled_out"],
-                     rejected=data["rejected"], no_task=data["no_task"], rows=Counter(data["rows"]),
+                     rejected=data["rejected"], filtered=data.get("filtered", 0), no_task=data["no_task"], rows=Counter(data["rows"]),
                      reject_reasons=Counter(data["reject_reasons"]), templates=Counter(data["templates"]))
         for name, task in data["tasks"].items():
-            counts.tasks[name] = TaskCounts(task["offered"], task["produced"],
-                                            Counter(task["declined"]), Counter(task["failed"]),
-                                            Counter(task.get("variants", {})))
+            counts.tasks[name] = TaskCounts(task["offered"], task["produced"], Counter(task["declined"]),
+                                            Counter(task["failed"]), Counter(task.get("variants", {})),
+                                            Counter({int(k): v for k, v in task.get("lengths", {}).items()}))
         return counts

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from instruct import __version__
 from instruct.counts import Counts
 
-_PACKAGES = ("hydra-core", "omegaconf", "numpy", "orjson", "jsonlines", "tqdm")
+_PACKAGES = ("hydra-core", "omegaconf", "numpy", "orjson", "jsonlines", "tqdm", "datasketch", "tokenizers")
 
 
 def _software() -> dict:
@@ -51,7 +51,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
         inputs.append({"cluster": cluster.key, "file": str(cluster.path), "sha256": cluster.sha256,
                        "bytes": cluster.size, "lines": cluster.lines, "truncated": cluster.truncated,
                        "read": counts.read, "used": counts.used, "sampled_out": counts.sampled_out,
-                       "rejected": counts.rejected, "no_task": counts.no_task})
+                       "rejected": counts.rejected, "filtered": counts.filtered, "no_task": counts.no_task})
     generated = sum(o["generated"] for o in outputs.values())
     dolly_rows = sum(o["dolly"] for o in outputs.values())
     rows = generated + dolly_rows
@@ -86,6 +86,7 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
             "rows_by_split": dict(sorted(rows_by_split.items())), "generated_by_split": summary["rows"],
             "lines_read": total.read, "threads_used": total.used, "sampled_out": total.sampled_out,
             "rejected": total.rejected + (len(dolly.rejects) if dolly else 0),
+            "filtered": total.filtered,  # removed by the filter stage (see "filters")
             "threads_without_task": total.no_task,
             "per_task": summary["tasks"], "per_template": summary["templates"],
             "reject_reasons": summary["reject_reasons"],

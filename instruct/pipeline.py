@@ -27,6 +27,7 @@ from instruct.counts import Counts
 from instruct.dolly import DollySource
 from instruct.errors import InstructError
 from instruct.executor import Executor, make_executor
+from instruct.filters.build import Filters
 from instruct.formats import RecordEncoder
 from instruct.manifest import build_manifest
 from instruct.plan import Shard, plan_shards, select_lines
@@ -86,9 +87,11 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
         if not cfg.dolly.path:
             raise InstructError("mix.dolly_fraction > 0 but dolly.path is not set (set dolly.path=…, or mix=none)")
         dolly = DollySource.load(cfg.dolly.path)
+    filters = Filters.from_config(cfg, tasks)  # a missing evaluation file or tokenizer fails here, naming it
+    filters.clean_dolly(dolly)
 
     setup = Setup(seed=cfg.seed, tasks=tasks, encoder=RecordEncoder(cfg.output.format),
-                  validation_fraction=cfg.split.validation_fraction, parts_dir=Path())
+                  validation_fraction=cfg.split.validation_fraction, parts_dir=Path(), budget=filters.budget)
     # Before the run folder exists, so an unreachable endpoint fails fast and leaves nothing behind.
     setup.responder = make_responder(cfg.responder, [task.name for task in tasks])
     setup.deferred_tasks = setup.responder.tasks if setup.responder else frozenset()
@@ -103,6 +106,7 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
             "instruct": __version__,
             # Task parameters as instantiated, label-file hashes included: inputs beyond the threads.
             "tasks": {task.name: task.describe() for task in tasks},
+            "filters": filters.identity(),
         }
         version = version_id(identity)
         run_dir = open_run_dir(parent, version, resume_dir, identity)
@@ -121,10 +125,12 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
                 if cluster.truncated:
                     log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines - 1)
             resumed = {c.key for c in clusters if (run_dir / STATE / f"{c.key}.json").exists()}
-            results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir)
+            results = _run_clusters(cfg, setup, executor, clusters, dolly, run_dir, filters)
             manifest = build_manifest(cfg=cfg, info=info, tasks=tasks, clusters=clusters, results=results,
                                       dolly=dolly, run_dir=run_dir, version=version, started=started,
                                       resumed=resumed)
+            manifest["filters"] = filters.manifest(manifest["counts"]["per_task"])
+            filters.write_contamination(run_dir, [c.key for c in clusters])
             manifest["responder"] = finish_responder(setup.responder, run_dir, [c.key for c in clusters])
             manifest["pending"] = manifest["responder"]["pending"]  # rows waiting for a Batch answer
             write_card(run_dir, manifest)
@@ -167,9 +173,13 @@ def _log_to(path: Path) -> logging.Handler:
 
 
 def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterFile], dolly: DollySource | None,
-                  run_dir: Path) -> dict[str, ClusterResult]:
+                  run_dir: Path, filters: Filters) -> dict[str, ClusterResult]:
     results: dict[str, ClusterResult] = {}
     plans: dict[str, list[Shard]] = {}
+    # The filter stage sees every cluster whole, in file order (finished ones of a resumed run too, for the
+    # manifest); what it removes never reaches a shard.
+    filters.filter_clusters(clusters, [select_lines(c, cfg.source.max_chains_per_cluster, cfg.seed) for c in clusters],
+                            cfg.workers)
     for cluster in clusters:
         state = run_dir / STATE / f"{cluster.key}.json"
         if state.exists():  # finished before an interruption
@@ -179,8 +189,10 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
         for leftover in (run_dir / PARTS).glob(f"{glob.escape(cluster.key)}.*"):  # a file may be named cluster_*.jsonl
             leftover.unlink()
         selected = select_lines(cluster, cfg.source.max_chains_per_cluster, cfg.seed)
-        plans[cluster.key] = plan_shards(cluster, selected, shard_lines=cfg.source.shard_lines,
-                                         lookback=setup.lookback, stats_threads=cfg.source.stats_threads)
+        filtered = filters.clusters[cluster.key]
+        plans[cluster.key] = plan_shards(cluster, filtered.kept(selected), shard_lines=cfg.source.shard_lines,
+                                         lookback=setup.lookback, stats_threads=cfg.source.stats_threads,
+                                         filtered=filtered.dropped)
     by_key = {cluster.key: cluster for cluster in clusters}
     finished: dict[str, dict[int, Counts]] = {key: {} for key in plans}
     pools = dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction)

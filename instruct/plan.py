@@ -22,6 +22,7 @@ class Shard:
         lines: the selected lines in that range (ascending).
         warmup: selected lines before ``start`` that feed the look-back of tasks (read, never emitted).
         stats_lines: the lines the cluster's word statistics are computed from (the same for every shard).
+        filtered: lines of [start, end) the filter stage removed from the selection (instruct/filters).
     """
 
     cluster: ClusterFile
@@ -31,6 +32,7 @@ class Shard:
     lines: np.ndarray
     warmup: np.ndarray
     stats_lines: np.ndarray
+    filtered: int = 0
 
 
 def select_lines(cluster: ClusterFile, cap: int | None, seed: int) -> np.ndarray:
@@ -46,7 +48,9 @@ def select_lines(cluster: ClusterFile, cap: int | None, seed: int) -> np.ndarray
 
 
 def plan_shards(cluster: ClusterFile, selected: np.ndarray, *, shard_lines: int, lookback: int,
-                stats_threads: int) -> list[Shard]:
+                stats_threads: int, filtered: np.ndarray | None = None) -> list[Shard]:
+    """Shards of whole chunks over the ``selected`` lines; ``filtered``: selected lines the filter stage
+    removed (already left out of ``selected``), counted in the shard they fall in."""
     chunks_per_shard = max(1, -(-shard_lines // CHUNK_LINES))
     span = chunks_per_shard * CHUNK_LINES
     if cluster.compressed:  # a gzip stream cannot seek cheaply: one shard per file
@@ -57,6 +61,7 @@ def plan_shards(cluster: ClusterFile, selected: np.ndarray, *, shard_lines: int,
     for index, start in enumerate(range(0, max(cluster.lines, 1), span)):
         end = min(start + span, cluster.lines)
         lo, hi = np.searchsorted(selected, [start, end])
+        dropped = int(np.searchsorted(filtered, end) - np.searchsorted(filtered, start)) if filtered is not None else 0
         shards.append(Shard(cluster, index, start, end, selected[lo:hi], selected[max(0, lo - lookback):lo],
-                            stats_lines))
+                            stats_lines, dropped))
     return shards

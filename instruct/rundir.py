@@ -114,6 +114,8 @@ def what_changed(run_dir: Path, identity: dict) -> str:
         changed.append(f"the input files ({', '.join(files)})")
     if before.get("dolly") != now["dolly"]:
         changed.append("the Dolly file")
+    if before.get("filters") != now.get("filters"):
+        changed.append("the evaluation files (decontaminate.paths) or the tokenizer (budget.tokenizer)")
     if before.get("tasks") != now["tasks"]:
         changed.append("the task settings or label files")
     if before.get("instruct") != now["instruct"]:

@@ -59,7 +59,6 @@ class OutputConfig:
 @dataclass
 class CardConfig:
     chart: bool = True                               # lengths.png beside the card (matplotlib)
-    tokenizer: Optional[str] = None                  # a local tokenizer.json (or its folder): token counts
 
 
 @dataclass
@@ -120,6 +119,36 @@ EXECUTORS = ("local", "ray")
 
 
 @dataclass
+class DecontaminateConfig:
+    """Evaluation sets no training thread or Dolly row may overlap (instruct/filters/decontaminate.py)."""
+
+    paths: List[str] = field(default_factory=list)   # Batch input, solutions.json, cluster files, plain JSONL
+    ngram: int = 13                                  # words per n-gram
+    short_words: int = 4                             # texts of [short_words, ngram) words match as a whole; 0: off
+    text_field: str = "text"                         # the text of a plain JSONL file
+    repo: Optional[str] = None                       # a BluePrint checkout (decontaminate=blueprint reads it)
+
+
+@dataclass
+class DedupConfig:
+    """Near-duplicate posts within a cluster (instruct/filters/dedup.py)."""
+
+    enabled: bool = True
+    threshold: float = 0.8                           # Jaccard similarity of word shingles
+    num_perm: int = 64                               # MinHash permutations
+    shingle: int = 3                                 # words per shingle
+
+
+@dataclass
+class BudgetConfig:
+    """Token counting and the row length limit (instruct/filters/budget.py)."""
+
+    tokenizer: Optional[str] = None                  # a local tokenizer.json or a folder with one; null: estimate
+    max_tokens: Optional[int] = None                 # rows with more prompt + response tokens are dropped
+    chars_per_token: float = 4.0                     # the estimate without a tokenizer
+
+
+@dataclass
 class InstructConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     dolly: DollyConfig = field(default_factory=DollyConfig)
@@ -131,6 +160,9 @@ class InstructConfig:
     card: CardConfig = field(default_factory=CardConfig)
     responder: ResponderConfig = field(default_factory=ResponderConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     seed: int = 42
     workers: int = 1
     progress: bool = True
@@ -163,6 +195,10 @@ def versioned_config(cfg: DictConfig) -> dict:
     # checkout or folder give the same version id.
     content["source"].pop("path", None)
     content["dolly"].pop("path", None)
+    # The evaluation files and the tokenizer count by their sha256 too (filters.identity), not their paths.
+    for key in ("paths", "repo"):
+        content["decontaminate"].pop(key, None)
+    content["budget"].pop("tokenizer", None)
     responder = content.get("responder", {})
     if responder.get("name", "none") == "none":  # its other keys are unused, so they cannot change a byte
         content["responder"] = {"name": "none"}
@@ -210,11 +246,7 @@ def check(cfg: DictConfig) -> None:
         raise InstructError("source.shard_lines must be >= 1")
     if cfg.source.stats_threads < 0:
         raise InstructError("source.stats_threads must be >= 0")
-    if cfg.card.tokenizer is not None:
-        tokenizer = Path(cfg.card.tokenizer).expanduser()
-        if not (tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer).is_file():
-            raise InstructError(f"card.tokenizer={cfg.card.tokenizer}: no tokenizer.json there (a local file or "
-                                f"folder; nothing is downloaded)")
+    _check_filters(cfg)
     if cfg.output.format not in FORMATS:
         raise InstructError(f"output.format={cfg.output.format!r} is unknown; choose one of {sorted(FORMATS)}")
     if not cfg.tasks:
@@ -301,3 +333,33 @@ def _expectation(hint) -> tuple[str, typing.Callable[[object], bool]]:
     if origin in (dict, Mapping, typing.Dict) or hint in (dict, Mapping):
         return "a mapping", lambda v: type(v) is dict
     return "a value", lambda v: True
+
+
+def _check_filters(cfg: DictConfig) -> None:
+    """Ranges of the decontaminate, dedup and budget keys (and tasks.needle.max_tokens)."""
+    raw_paths = OmegaConf.to_container(cfg.decontaminate, resolve=False).get("paths") or []
+    if cfg.decontaminate.repo is None and any("decontaminate.repo" in str(path) for path in raw_paths):
+        raise InstructError("decontaminate.repo is not set: decontaminate=blueprint reads the evaluation files "
+                            "from a BluePrint checkout (decontaminate.repo=/path/to/BluePrint)")
+    if cfg.decontaminate.ngram < 1:
+        raise InstructError(f"decontaminate.ngram={cfg.decontaminate.ngram} must be >= 1")
+    if not 0 <= cfg.decontaminate.short_words <= cfg.decontaminate.ngram:
+        raise InstructError(f"decontaminate.short_words={cfg.decontaminate.short_words} must be in "
+                            f"[0, decontaminate.ngram={cfg.decontaminate.ngram}]")
+    if not cfg.decontaminate.text_field:
+        raise InstructError("decontaminate.text_field must not be empty")
+    if not 0.0 < cfg.dedup.threshold <= 1.0:
+        raise InstructError(f"dedup.threshold={cfg.dedup.threshold} must be in (0, 1]")
+    if not 4 <= cfg.dedup.num_perm <= 256:
+        raise InstructError(f"dedup.num_perm={cfg.dedup.num_perm} must be in [4, 256]")
+    if cfg.dedup.shingle < 1:
+        raise InstructError(f"dedup.shingle={cfg.dedup.shingle} must be >= 1")
+    if cfg.budget.max_tokens is not None and cfg.budget.max_tokens < 1:
+        raise InstructError(f"budget.max_tokens={cfg.budget.max_tokens} must be >= 1, or null for no limit")
+    if not cfg.budget.chars_per_token > 0:
+        raise InstructError(f"budget.chars_per_token={cfg.budget.chars_per_token} must be > 0")
+    needle = cfg.tasks.get("needle")
+    if isinstance(needle, DictConfig) and needle.get("max_tokens") is not None:
+        value = needle.max_tokens
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InstructError(f"tasks.needle.max_tokens={value!r} must be an integer >= 1, or null")

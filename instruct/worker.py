@@ -44,6 +44,7 @@ class Setup:
         progress: called with the number of threads done, every chunk.
         deferred_tasks: tasks whose rows wait for the responder (written as pending, see responders/pending).
         responder: the run's responder, used by the parent process only (None: responder=none).
+        budget: counts every row's tokens and drops the rows over the limit (instruct/filters/budget.py).
     """
 
     seed: int
@@ -54,6 +55,7 @@ class Setup:
     progress: Callable[[int], None] = field(default=lambda n: None)
     deferred_tasks: frozenset = frozenset()
     responder: object = None
+    budget: object = None
 
     @property
     def lookback(self) -> int:
@@ -122,7 +124,8 @@ def _rare_collections() -> Iterator[None]:
 def run_shard(shard: Shard, setup: Setup) -> Counts:
     """Generate the rows of one shard into its part files and return what it counted."""
     key = shard.cluster.key
-    counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines))
+    counts = Counts(read=shard.end - shard.start, sampled_out=(shard.end - shard.start) - len(shard.lines) - shard.filtered,
+                    filtered=shard.filtered)  # the filter stage left these lines out of shard.lines
     # Only a task that looks back reads the feed; without one, no line is logged into it.
     feed = Feed(setup.lookback) if setup.lookback else None
     writers: dict[str, tuple] = {}
@@ -211,23 +214,23 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed | None, se
     for offer in offers:  # every used thread is offered to every task
         offer.counts.offered += len(context.chunk)
     counts.used += len(context.chunk)
-    encoder = setup.encoder
+    encoder, budget = setup.encoder, setup.budget
     if feed is None:
         for item in chunk:
             if item is not None:
                 thread, context.split = item
-                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers)
+                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers, budget)
     else:  # each line joins the feed after it was offered, so the next thread sees it
         for item in chunk:
             if item is not None:
                 thread, context.split = item
-                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers)
+                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers, budget)
             feed.append(item)
     setup.progress(len(chunk))
 
 
 def _offer_thread(thread: Thread, context: TaskContext, encoder: RecordEncoder, counts: Counts, draws: Draws,
-                  files: tuple, offers: list[_Offer]) -> None:
+                  files: tuple, offers: list[_Offer], budget) -> None:
     eligible, weight = [], 0.0
     for offer in offers:
         reason = offer.task.decline_reason(thread, context)
@@ -251,6 +254,8 @@ def _offer_thread(thread: Thread, context: TaskContext, encoder: RecordEncoder, 
         offer = eligible.pop(drawn)
         weight -= offer.weight
         row = offer.task.build(thread, context, draws)
+        if budget is not None and not isinstance(row, str):  # filters/budget.py: counted, or dropped as too long
+            row = budget.admit(row, offer.counts.lengths, offer.deferred)
         if isinstance(row, str):
             offer.counts.failed[row] += 1
             continue

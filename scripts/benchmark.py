@@ -6,6 +6,7 @@ Not part of the test run. One invocation builds (or reuses) the corpus and print
     python scripts/benchmark.py --tasks paper,all   # choose the task mixes measured without a cap
     python scripts/benchmark.py --quick             # a smaller corpus, to try the script itself
     python scripts/benchmark.py --ray               # only the executor=ray section (see ray_section)
+    python scripts/benchmark.py --filters-only      # only the filter stage's cost (decontamination, dedup, budgets)
 
 The corpus is made from the bundled sample (data/sample): every thread is a sample thread with its words
 shuffled, fresh user ids and a fresh thread id, drawn by a seeded generator, so the corpus is the same bytes
@@ -439,6 +440,7 @@ def main() -> None:
     parser.add_argument("--compare-root", type=Path, default=None,
                         help="another checkout (e.g. main's code): its run.py runs the base variant too")
     parser.add_argument("--equal-work-only", action="store_true", help="skip the scale table")
+    parser.add_argument("--filters-only", action="store_true", help="only the filter stage's cost, on the large corpus")
     args = parser.parse_args()
     if args.original is not None and not args.original.is_file():
         raise SystemExit(f"--original: no such file {args.original}")
@@ -462,6 +464,9 @@ def main() -> None:
         ray_section(args.work, corpora, args.ray_address)
         return
     small, large = list(corpora)[0], list(corpora)[-1]
+    if args.filters_only:
+        filter_costs(args.work, large, *corpora[large], workers)
+        return
     if not args.equal_work_only:
         _scale_section(args, corpora, shapes, mixes, workers, small, large)
     if args.original is not None:
@@ -522,6 +527,74 @@ def _scale_section(args, corpora, shapes, mixes, workers, small, large) -> None:
     paper = next((m for m in measures if m.corpus == small and m.config == "preset=paper" and m.workers == 2), None)
     if paper and output_floor:
         print(_budget(paper, output_floor[0], startup.seconds))
+    print()
+    filter_costs(args.work, large, *corpora[large], workers)
+
+
+# --- the filter stage's cost (instruct/filters: decontamination, dedup, token budgets) ----------------------
+
+def _bench_tokenizer(work: Path) -> Path:
+    """A WordLevel tokenizer trained on the bundled sample (nothing is downloaded), for the budget runs."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    folder = work / "tokenizer"
+    if not (folder / "tokenizer.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = [m.get("text") or "" for t in _sample_threads() for m in t["thread"]]
+        tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
+        tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def _bench_eval_file(work: Path, files: list[Path], every: int = 250) -> Path:
+    """An evaluation set of plain JSONL: the texts of every ``every``-th thread of the corpus."""
+    path = work / "eval.jsonl"
+    with open(path, "wb") as out:
+        for source in files:
+            with open(source, "rb") as handle:
+                for number, line in enumerate(handle):
+                    if number % every == 0:
+                        texts = [m.get("text") or "" for m in orjson.loads(line)["thread"]]
+                        out.write(orjson.dumps({"text": " ".join(texts)}) + b"\n")
+    return path
+
+
+def filter_costs(work: Path, corpus: str, folder: Path, files: list[Path], workers: list[int]) -> None:
+    """Each filter alone on the large corpus (tasks=paper, no cap), against a run with every filter off, and the
+    threads it removed."""
+    tokenizer, evaluation = _bench_tokenizer(work), _bench_eval_file(work, files)
+    base = ["tasks=paper", "source.max_chains_per_cluster=null"]
+    configs = [
+        ("filters off (dedup=none)", ["dedup=none"]),
+        ("dedup (the default)", []),
+        ("decontaminate (1/250 of posts)", ["dedup=none", f"decontaminate.paths=[{evaluation}]"]),
+        ("budget.max_tokens=256, estimate", ["dedup=none", "budget.max_tokens=256"]),
+        ("budget tokenizer, max_tokens=256", ["dedup=none", f"budget.tokenizer={tokenizer}", "budget.max_tokens=256"]),
+        ("needle.max_tokens=600, tokenizer", ["dedup=none", f"budget.tokenizer={tokenizer}",
+                                             "tasks.needle.max_tokens=600"]),
+    ]
+    measures, removed = [], {}
+    for label, overrides in configs:
+        for count in workers:
+            print(f"{corpus}: {label}, workers={count} …", file=sys.stderr)
+
+            def inspect(run_dir, label=label):
+                manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+                dropped = sum(manifest["filters"]["budget"]["dropped_per_task"].values())
+                removed[label] = f"{manifest['counts']['filtered']} threads removed, {dropped} rows over budget"
+
+            measures.append(run_pipeline(work, corpus, folder, [*base, *overrides], label, count, inspect))
+    print()
+    print(f"filter stage on {corpus} (tasks=paper, no cap); load average {os.getloadavg()[0]:.2f} after")
+    header = f"{'config':<36} {'workers':>7} {'threads':>8} {'rows':>8} {'seconds':>8} {'vs off':>8} {'peak RSS MiB':>12}  removed"
+    print(header)
+    print("-" * (len(header) + 30))
+    off = {m.workers: m.seconds for m in measures if m.config == configs[0][0]}
+    for m in measures:
+        print(f"{m.config:<36} {m.workers:>7} {m.threads:>8} {m.rows:>8} {m.seconds:>8.2f} "
+              f"{m.seconds - off[m.workers]:>+8.2f} {m.maxrss_mib:>12.1f}  {removed[m.config]}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def test_every_task_produces_rows_and_every_decline_is_explained(tmp_path, share
     labels = tmp_path / "labels.csv"
     write_labels(labels, shared_sample)
     run = run_pipeline(tmp_path, "tasks=all", f"source.path={shared_sample / 'released'}", f"dolly.path={dolly_file}",
-                       f"tasks.voting_intention.labels.file={labels}")
+                       f"tasks.voting_intention.labels.file={labels}", "dedup=none")
     manifest = manifest_of(run)
     per_task = manifest["counts"]["per_task"]
     assert set(per_task) == ALL_TASKS

@@ -36,7 +36,9 @@ def test_counts_add_up_for_every_input_file(real_run):
     manifest = manifest_of(real_run)
     for entry in manifest["inputs"]["clusters"]:
         assert entry["lines"] == 200
-        assert entry["read"] == entry["used"] + entry["sampled_out"] + entry["rejected"] == 200
+        assert entry["read"] == entry["used"] + entry["sampled_out"] + entry["rejected"] + entry["filtered"] == 200
+        # cluster_0 repeats a post once and a scam post ("i was diagnosed with kidney cancer …") four times
+        assert entry["filtered"] == {"cluster_0": 5, "cluster_1": 0}[entry["cluster"]]
         assert len(entry["sha256"]) == 64
     rows_out = sum(o["rows"] for o in manifest["outputs"].values())
     assert rows_out == manifest["counts"]["rows"]

@@ -322,7 +322,8 @@ def _write(folder: Path, name: str, lines: list[tuple[str, bytes]], final_newlin
 def _config(folder: Path, cap: int | None = None):
     return compose_config("progress=false", f"source.path={folder}", "source.pattern=cluster_*",
                           f"source.max_chains_per_cluster={'null' if cap is None else cap}",
-                          "source.max_reject_fraction=1.0", "mix=none", "seed=7")
+                          "source.max_reject_fraction=1.0", "mix=none", "seed=7",
+                          "dedup=none")  # every good line must be used: the generated ones repeat texts
 
 
 def _run(folder: Path, out: Path, cap: int | None):

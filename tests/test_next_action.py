@@ -19,7 +19,8 @@ from instruct.templates import TemplateSet
 from instruct.text import ClusterStats
 
 ONLY_NEXT_ACTION = ("~tasks.needle", "~tasks.keyword_post", "~tasks.completion",
-                    "+task@tasks.next_action=next_action", "mix=none")
+                    "+task@tasks.next_action=next_action", "mix=none",
+                    "dedup=none")  # every real thread, its 5 duplicate posts included
 UNFILLED = re.compile(r"(?<!\{)\{[A-Za-z_]+\}(?!\})")
 CONTEXT = TaskContext(cluster="cluster_0", stats=ClusterStats())
 

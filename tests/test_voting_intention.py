@@ -24,7 +24,8 @@ from instruct.templates import TemplateSet
 from instruct.text import ClusterStats
 
 ONLY_VOTING = ("~tasks.needle", "~tasks.keyword_post", "~tasks.completion",
-               "+task@tasks.voting_intention=voting_intention", "mix=none")
+               "+task@tasks.voting_intention=voting_intention", "mix=none",
+               "dedup=none")  # every real thread, its 5 duplicate posts included
 UNFILLED = re.compile(r"(?<!\{)\{[A-Za-z_]+\}(?!\})")
 
 

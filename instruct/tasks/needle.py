@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 from typing import Iterator
 
 from instruct.feed import MessageLog
@@ -130,6 +131,8 @@ class NeedleTask(Task):
         lookback: how many earlier threads of the cluster may feed the haystack.
         needles: how many answers the ``multi`` variant asks for.
         snippet_words: length of a quoted snippet, in words.
+        max_tokens: when set, the haystack is sized so the whole prompt has at most this many tokens (counted
+            by the run's budget.tokenizer, or its estimate); ``max_messages`` still caps it, ``max_chars`` does not.
     """
 
     template_file = "needle"
@@ -146,7 +149,7 @@ class NeedleTask(Task):
 
     def __init__(self, weight: float = 1.0, variants: list[str] = VARIANTS, max_messages: int = 30,
                  max_chars: int = 6000, min_messages: int = 5, lookback: int = 40, needles: int = 3,
-                 snippet_words: int = 5):
+                 snippet_words: int = 5, max_tokens: int | None = None):
         super().__init__(weight)
         unknown = sorted(set(variants) - set(VARIANTS))
         if unknown or not variants:
@@ -160,17 +163,28 @@ class NeedleTask(Task):
         self.lookback = lookback
         self.needles = needles
         self.snippet_words = snippet_words
+        self.max_tokens = max_tokens
+        self._count_tokens = None  # set by size_with (instruct/filters/build.py) when max_tokens is set
         self._questions = [(variant, getattr(self, f"_{variant}")) for variant in self.variants]
 
-    def haystack(self, thread: Thread, context: TaskContext) -> Haystack:
+    def size_with(self, count_tokens) -> None:
+        """Size haystacks to ``max_tokens`` with this token counter (a callable text → tokens)."""
+        self._count_tokens = count_tokens
+        self._token_cache: dict[str, int] = {}
+        self._line_head_tokens = count_tokens("\n[10] User_1: ")  # what a line adds besides its text
+
+    def haystack(self, thread: Thread, context: TaskContext, max_messages: int | None = None,
+                 max_chars: int | None = None) -> Haystack:
         """The thread's text messages preceded by the feed's: the longest run of the split's newest messages,
-        ending with the thread's last, that fits both budgets."""
+        ending with the thread's last, that fits both budgets (the task's own unless given)."""
+        max_messages = self.max_messages if max_messages is None else max_messages
+        max_chars = self.max_chars if max_chars is None else max_chars
         own_users = [message.user for message in thread.messages if message.text]
         own_texts = [message.text for message in thread.messages if message.text]
         own_ids = [thread.id] if own_texts else []
-        spare_messages, spare_chars = self.max_messages - len(own_texts), self.max_chars - sum(map(len, own_texts))
+        spare_messages, spare_chars = max_messages - len(own_texts), max_chars - sum(map(len, own_texts))
         if spare_messages < 0 or spare_chars < 0:  # the thread alone is over budget: its newest messages only
-            spare_messages, spare_chars = self.max_messages, self.max_chars
+            spare_messages, spare_chars = max_messages, max_chars
             log, own_users, own_texts, own_ids = MessageLog.of([thread]), [], [], []
         elif context.feed is not None:
             log = context.feed.log(context.split)
@@ -188,7 +202,60 @@ class NeedleTask(Task):
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
-        haystack = self.haystack(thread, context)
+        if self._count_tokens is not None:
+            return self._build_within_tokens(thread, context, draws)
+        return self._build(thread, context, draws, self.haystack(thread, context))
+
+    def _build_within_tokens(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
+        """RULER's way: build with as many messages as the message budget allows, count the prompt's tokens,
+        and grow or shrink the number of messages until the largest haystack whose prompt fits is found. The
+        next size is guessed from each message's own token count (remembered per text, as a message is in many
+        haystacks), so a row usually takes two exact counts. The question is asked anew at each size, so the
+        needle's depth is drawn over the haystack that is kept, as without a token budget."""
+        texts = self.haystack(thread, context, max_chars=sys.maxsize).texts  # the most the message budget allows
+        costs = [self._message_tokens(text) for text in texts]  # oldest first
+        fits, over, best, size = self.min_messages - 1, len(texts) + 1, None, len(texts)
+        for _ in range(8):
+            if size < self.min_messages:
+                break
+            row = self._build(thread, context, draws, self.haystack(thread, context, size, sys.maxsize))
+            if isinstance(row, str):
+                return row
+            tokens = self._count_tokens(row.instruction)
+            if tokens <= self.max_tokens:
+                fits, best = size, row
+            else:
+                over = size
+            if over - fits <= 1:
+                break
+            size = min(over - 1, max(fits + 1, self._next_size(costs, size, self.max_tokens - tokens)))
+        return best or f"prompt over tasks.needle.max_tokens={self.max_tokens} with {self.min_messages} messages"
+
+    @staticmethod
+    def _next_size(costs: list[int], size: int, spare: int) -> int:
+        """The number of newest messages after adding (spare > 0) or dropping (spare < 0) the oldest ones of a
+        haystack of ``size`` until about ``spare`` tokens are used or freed."""
+        first = len(costs) - size  # the index of the haystack's oldest message
+        if spare < 0:
+            while first < len(costs) and spare < 0:
+                spare += costs[first]
+                first += 1
+        else:
+            while first > 0 and spare - costs[first - 1] >= 0:
+                first -= 1
+                spare -= costs[first]
+        return len(costs) - first
+
+    def _message_tokens(self, text: str) -> int:
+        cache = self._token_cache
+        count = cache.get(text)
+        if count is None:
+            if len(cache) >= 65536:  # the feed moves on: forget the old texts
+                cache.clear()
+            count = cache[text] = self._count_tokens(text) + self._line_head_tokens
+        return count
+
+    def _build(self, thread: Thread, context: TaskContext, draws: Draws, haystack: Haystack) -> Row | str:
         if len(haystack) < self.min_messages:
             return f"haystack smaller than {self.min_messages} messages"
         variant, ask = draws.pick(self._questions)

@@ -1,0 +1,186 @@
+"""Decontamination (instruct/filters/decontaminate.py): a thread or Dolly row that shares an evaluation id or a
+13-word n-gram with an evaluation set never reaches a row; every removal is in contamination.jsonl and counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import ROOT, compose_config, data_files, manifest_of, read_jsonl, rows_of, run_pipeline
+
+from instruct.errors import InstructError
+from instruct.filters import normalize
+from instruct.filters.decontaminate import Decontaminator
+from instruct.pipeline import generate
+from instruct.records import Message, Thread
+
+EVAL_SAMPLE = ROOT.parent / "shared" / "data" / "blueprint-eval-sample"
+EVAL_TEXT = ("the city council voted late on tuesday to close the riverside branch library for good and "
+             "residents are already planning a protest")
+
+
+@pytest.fixture
+def blueprint_eval() -> list[str]:
+    if not EVAL_SAMPLE.is_dir():
+        pytest.skip("../shared/data/blueprint-eval-sample is not beside this checkout")
+    return [str(EVAL_SAMPLE / "batchinput.jsonl"), str(EVAL_SAMPLE / "solutions.json")]
+
+
+def _paths(paths: list) -> str:
+    return "decontaminate.paths=[" + ",".join(str(p) for p in paths) + "]"
+
+
+def _thread(*texts: str, thread_id: str = "t1", with_id: bool = True) -> Thread:
+    messages = tuple(Message(f"u{i}", float(i), text, None) for i, text in enumerate(texts))
+    return Thread(thread_id, "cluster_0", 1, messages, {"id": thread_id} if with_id else {})
+
+
+def _jsonl(path: Path, records: list) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def test_the_real_sample_is_removed_whole_by_its_evaluation_files(tmp_path, shared_sample, blueprint_eval):
+    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "tasks=all", "mix=none",
+                       "source.max_chains_per_cluster=null", _paths(blueprint_eval))
+    manifest = manifest_of(run)
+    assert manifest["counts"]["filtered"] == 400 and manifest["counts"]["threads_used"] == 0
+    assert rows_of(run) == []
+    records = read_jsonl(run / "contamination.jsonl")
+    assert len(records) == 400
+    assert all(r["thread_id"] == r["eval_id"] and r["match"] == "id" for r in records)  # custom_id == thread id
+    assert {f["removed"] for f in manifest["filters"]["decontaminate"]["eval_files"]} == {400, 0}
+    assert manifest["filters"]["removed_per_cluster"] == {"cluster_0": {"decontaminated: id": 200},
+                                                          "cluster_1": {"decontaminated: id": 200}}
+    card = (run / "README.md").read_text()
+    assert "## Filters" in card and "`batchinput.jsonl` (400 removed)" in card and "400 decontaminated: id" in card
+
+
+def test_the_raw_shape_has_no_ids_and_is_found_by_its_text(tmp_path, shared_sample, blueprint_eval):
+    """The intermediate shape carries no thread id: only the texts can tell. 397 of its 400 threads are found
+    (the other 3 are single posts of 1-3 words, too short to tell from any other)."""
+    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'raw'}", "mix=none", _paths(blueprint_eval))
+    records = read_jsonl(run / "contamination.jsonl")
+    assert len(records) == manifest_of(run)["counts"]["filtered"] == 397
+    lines = {c: (shared_sample / "raw" / f"{c}.jsonl").read_bytes().splitlines() for c in ("cluster_0", "cluster_1")}
+    for record in records:  # every reported n-gram really is in the thread it removed
+        thread_words = " ".join(normalize.words(" ".join(m.get("text") or "" for m in
+                                                         orjson.loads(lines[record["cluster"]][record["line"] - 1]))))
+        assert record["ngram"] in thread_words
+
+
+def test_the_bundled_sample_loses_nothing_and_keeps_its_bytes(tmp_path, blueprint_eval):
+    plain = run_pipeline(tmp_path / "a")
+    cleaned = run_pipeline(tmp_path / "b", _paths(blueprint_eval))
+    assert manifest_of(cleaned)["counts"]["filtered"] == 0
+    assert (cleaned / "contamination.jsonl").read_bytes() == b""
+    assert data_files(plain) == data_files(cleaned)
+    assert manifest_of(plain)["version_id"] != manifest_of(cleaned)["version_id"]
+
+
+def test_an_evaluation_text_split_across_two_messages_is_found(tmp_path):
+    words = EVAL_TEXT.split()
+    index = Decontaminator.load([str(_jsonl(tmp_path / "eval.jsonl", [{"text": EVAL_TEXT}]))], 13, "text")
+    # the training thread says it in two messages, the evaluation in one
+    assert index.match_thread(_thread(" ".join(words[:7]), " ".join(words[7:]), with_id=False)).by == "ngram"
+    # the evaluation says it in two messages (a Batch request), the training thread in one
+    batch = [{"custom_id": "task-9-1", "body": {"messages": [
+        {"role": "system", "content": "system:\nYou are a user."},
+        {"role": "user", "content": "user0:\n" + orjson.dumps({"text": " ".join(words[:6])}).decode()},
+        {"role": "user", "content": "user1:\n" + orjson.dumps({"text": " ".join(words[6:])}).decode()}]}}]
+    index = Decontaminator.load([str(_jsonl(tmp_path / "batchinput.jsonl", batch))], 13, "text")
+    match = index.match_thread(_thread(EVAL_TEXT, thread_id="other"))
+    assert match.eval_id == "task-9-1" and len(match.ngram.split()) == 13
+    assert index.match_thread(_thread("the city council voted", thread_id="other")) is None
+
+
+def test_texts_are_compared_after_unicode_case_punctuation_and_space_normalisation(tmp_path):
+    index = Decontaminator.load([str(_jsonl(tmp_path / "eval.jsonl", [{"text": EVAL_TEXT}]))], 13, "text")
+    disguised = ("ＴＨＥ City-Council voted, late on  Tuesday…\nto close the “Riverside” branch library — for "
+                 "GOOD!! and residents are already planning a protest 🙂")
+    assert index.match_thread(_thread(disguised)) is not None
+    assert normalize.words("ＣＡＦＥ’S\tnew_line…") == ["cafe", "s", "new", "line"]
+    # one changed word in every run of 13 words: no shared n-gram, nothing removed
+    changed = EVAL_TEXT.split()
+    for at in (5, 11, 17):
+        changed[at] = "zebra"
+    assert index.match_thread(_thread(" ".join(changed))) is None
+
+
+def test_short_texts_match_only_as_a_whole(tmp_path):
+    index = Decontaminator.load([str(_jsonl(tmp_path / "eval.jsonl", [{"text": "Lovely sunset over the bay"}]))],
+                                13, "text", short_words=4)
+    assert index.match_thread(_thread("lovely sunset over the BAY!")).by == "text"
+    assert index.match_thread(_thread("A lovely sunset over the bay tonight")) is None
+    assert Decontaminator.load([str(tmp_path / "eval.jsonl")], 13, "text", short_words=0).match_thread(
+        _thread("lovely sunset over the bay")) is None
+
+
+def test_dolly_rows_are_checked_and_listed(tmp_path, dolly_file):
+    rows = read_jsonl(dolly_file)
+    evaluation = _jsonl(tmp_path / "eval.jsonl", [{"id": "e1", "question": rows[3]["instruction"] + " " +
+                                                   rows[3]["response"]}])
+    run = run_pipeline(tmp_path, f"dolly.path={dolly_file}", _paths([evaluation]),
+                       "decontaminate.text_field=question", "decontaminate.short_words=0")
+    manifest = manifest_of(run)
+    removed = manifest["filters"]["removed_dolly"]["decontaminated: ngram"]
+    assert removed >= 1 and manifest["inputs"]["dolly"]["rows"] == len(rows) - removed
+    dolly_records = [r for r in read_jsonl(run / "contamination.jsonl") if r["cluster"] is None]
+    assert 4 in {r["line"] for r in dolly_records} and {r["eval_id"] for r in dolly_records} == {"e1"}
+    assert rows[3]["response"] not in {row["messages"][1]["content"] for row in rows_of(run)}
+
+
+def test_cluster_files_count_their_ids_only_when_records_have_one(tmp_path):
+    released = _jsonl(tmp_path / "cluster_7.jsonl", [{"thread": [{"user_id": "a", "text": "hi there"}], "id": "x-1"}])
+    listed = _jsonl(tmp_path / "raw_7.jsonl", [[{"user_id": "a", "text": "hi there"}]])
+    index = Decontaminator.load([str(released), str(listed)], 13, "text")
+    assert index.match_thread(_thread("something else", thread_id="x-1")).by == "id"
+    assert index.match_thread(_thread("something else", thread_id="raw_7:1")) is None
+    assert [f.shape for f in index.files] == ["cluster", "cluster"]
+
+
+def test_a_missing_or_unreadable_evaluation_file_fails_at_start_naming_it(tmp_path):
+    missing = tmp_path / "nowhere" / "batchinput.jsonl"
+    with pytest.raises(InstructError, match=r"evaluation file not found: .*nowhere/batchinput\.jsonl"):
+        generate(compose_config("progress=false", _paths([missing])), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    wrong_field = _jsonl(tmp_path / "eval.jsonl", [{"prompt": "x"}])
+    with pytest.raises(InstructError, match=r"eval\.jsonl line 1: .*text_field='text'"):
+        generate(compose_config("progress=false", _paths([wrong_field])), tmp_path / "out")
+    broken = tmp_path / "solutions.json"
+    broken.write_text("{not json")
+    with pytest.raises(InstructError, match=r"solutions\.json is not valid JSON"):
+        generate(compose_config("progress=false", _paths([broken])), tmp_path / "out")
+
+
+def test_the_evaluation_files_hash_not_their_path_is_in_the_version_id(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _jsonl(tmp_path / "a" / "eval.jsonl", [{"text": EVAL_TEXT}])
+    moved = _jsonl(tmp_path / "b" / "eval.jsonl", [{"text": EVAL_TEXT}])
+    changed = _jsonl(tmp_path / "changed.jsonl", [{"text": EVAL_TEXT + " again"}])
+    ids = [manifest_of(run_pipeline(tmp_path / f"run{i}", _paths([path])))["version_id"]
+           for i, path in enumerate((first, moved, changed))]
+    assert ids[0] == ids[1] != ids[2]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("decontaminate.ngram=0", "decontaminate.ngram=0 must be >= 1"),
+    ("decontaminate.short_words=14", "decontaminate.short_words=14 must be in"),
+])
+def test_bad_values_fail_naming_the_key(tmp_path, override, message):
+    with pytest.raises(InstructError, match=message):
+        generate(compose_config("progress=false", override), tmp_path / "out")
+
+
+def test_decontaminate_blueprint_reads_the_repository_layout(tmp_path, blueprint_eval):
+    repo = tmp_path / "BluePrint"
+    (repo / "evaluating" / "generate_data").mkdir(parents=True)
+    for name in blueprint_eval:
+        (repo / "evaluating" / "generate_data" / Path(name).name).write_bytes(Path(name).read_bytes())
+    with pytest.raises(InstructError, match="decontaminate.repo is not set"):
+        generate(compose_config("progress=false", "decontaminate=blueprint"), tmp_path / "out")
+    run = run_pipeline(tmp_path, "decontaminate=blueprint", f"decontaminate.repo={repo}")
+    assert [Path(f["file"]).name for f in manifest_of(run)["filters"]["decontaminate"]["eval_files"]] == [
+        "batchinput.jsonl", "solutions.json"]

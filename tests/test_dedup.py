@@ -1,0 +1,145 @@
+"""Near-duplicate removal (instruct/filters/dedup.py): within a cluster, a post that repeats an earlier one
+exactly or nearly (Jaccard >= dedup.threshold over word shingles) is removed before any task sees it, the
+first in file order kept, whatever the sharding and the number of workers."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from conftest import data_files, manifest_of, read_jsonl, rows_of, run_pipeline
+
+from instruct.clusterfile import CHUNK_LINES, scan
+from instruct.filters.dedup import DedupParams, jaccard, shingles
+from instruct.filters import stage
+from instruct.filters.stage import FilterStage, filter_cluster
+
+VOCABULARY = [f"{a}{b}" for a in ("bri", "cal", "dor", "fen", "gal", "hur", "lim", "mor", "pra", "sto")
+              for b in ("ck", "ne", "sh", "ta", "vo", "ry", "lo", "mi", "tu", "xe")]
+
+
+def _post(rng: random.Random, words: int = 40) -> str:
+    return " ".join(rng.choice(VOCABULARY) for _ in range(words))
+
+
+def _record(n: int, text: str) -> bytes:
+    return orjson.dumps({"thread": [{"user_id": f"u{n}", "relative_integer_time": n, "text": text,
+                                     "actions": {"post": True}}], "id": f"t-{n}"})
+
+
+def _cluster(folder: Path, posts: list[str], name: str = "cluster_0") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.jsonl"
+    path.write_bytes(b"".join(_record(n, text) + b"\n" for n, text in enumerate(posts)))
+    return path
+
+
+@pytest.fixture
+def posts() -> list[str]:
+    rng = random.Random(7)
+    posts = [_post(rng) for _ in range(CHUNK_LINES + 200)]  # two chunks, so shard_lines=1 gives two shards
+    words = posts[0].split()
+    posts[5] = posts[0].upper().replace(" ", ",  ") + "!!"                  # the same post, shouted
+    posts[CHUNK_LINES + 50] = " ".join(words[:-1] + ["zzz"])              # nearly: one word changed, next shard
+    posts[CHUNK_LINES + 60] = " ".join(words[:20] + posts[1].split()[20:])  # half of it: not a duplicate
+    return posts
+
+
+def _filter(path: Path, params=DedupParams()):
+    """The removed line numbers and the stage's result for one cluster file, every line selected."""
+    cluster = scan(path)
+    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64)))
+    return result.dropped.tolist(), result
+
+
+def test_exact_and_near_duplicates_are_removed_and_the_first_is_kept(tmp_path, posts):
+    dropped, result = _filter(_cluster(tmp_path, posts))
+    assert sorted(dropped) == [5, CHUNK_LINES + 50]
+    assert result.reasons == {"duplicate: exact": 1, "duplicate: near": 1}
+    near = jaccard(shingles(posts[0], 3), shingles(posts[CHUNK_LINES + 50], 3))
+    half = jaccard(shingles(posts[0], 3), shingles(posts[CHUNK_LINES + 60], 3))
+    assert near >= 0.8 > half
+
+
+def test_the_threshold_decides(tmp_path, posts):
+    dropped, _ = _filter(_cluster(tmp_path, posts), DedupParams(threshold=0.95))
+    assert sorted(dropped) == [5]  # only the exact copy is that similar
+
+
+def test_a_near_duplicate_of_a_post_in_another_shard_is_removed_for_any_worker_count(tmp_path, posts, monkeypatch):
+    folder = tmp_path / "in"
+    _cluster(folder, posts)
+    args = (f"source.path={folder}", "source.shard_lines=1", "mix=none", "tasks=all",
+            "source.max_chains_per_cluster=null")
+    one = run_pipeline(tmp_path / "one", *args, "workers=1")
+    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)  # the stage's pass in child processes, as for large inputs
+    two = run_pipeline(tmp_path / "two", *args, "workers=2")
+    assert data_files(one) == data_files(two)
+    manifest = manifest_of(one)
+    assert manifest["filters"]["removed_per_cluster"] == {"cluster_0": {"duplicate: exact": 1, "duplicate: near": 1}}
+    assert manifest["filters"] == manifest_of(two)["filters"]
+    counts = manifest["inputs"]["clusters"][0]
+    assert counts["read"] == counts["used"] + counts["sampled_out"] + counts["rejected"] + counts["filtered"]
+    assert counts["filtered"] == 2 and counts["used"] == len(posts) - 2
+    used_ids = {tid for row in rows_of(one) for tid in row["meta"]["thread_ids"]}
+    assert "t-5" not in used_ids and f"t-{CHUNK_LINES + 50}" not in used_ids  # not in any haystack either
+    assert "t-0" in used_ids
+
+
+def test_duplicates_in_different_clusters_are_both_kept(tmp_path, posts):
+    folder = tmp_path / "in"
+    _cluster(folder, posts[:300], "cluster_0")
+    _cluster(folder, posts[:300], "cluster_1")
+    manifest = manifest_of(run_pipeline(tmp_path, f"source.path={folder}", "mix=none"))
+    assert manifest["filters"]["removed_per_cluster"] == {"cluster_0": {"duplicate: exact": 1},
+                                                          "cluster_1": {"duplicate: exact": 1}}
+
+
+def test_dedup_none_keeps_every_post(tmp_path, posts):
+    folder = tmp_path / "in"
+    _cluster(folder, posts[:300])
+    manifest = manifest_of(run_pipeline(tmp_path, f"source.path={folder}", "mix=none", "dedup=none"))
+    assert manifest["counts"]["filtered"] == 0 and manifest["filters"]["dedup"] is None
+
+
+def test_no_two_post_rows_of_the_real_sample_have_near_identical_responses(tmp_path, shared_sample):
+    run = run_pipeline(tmp_path, f"source.path={shared_sample / 'released'}", "tasks=persona", "mix=none",
+                       "source.max_chains_per_cluster=null")
+    by_cluster: dict[str, list[set]] = {}
+    for row in rows_of(run):
+        if row["task"] in ("topic_post", "keyword_post"):
+            by_cluster.setdefault(row["meta"]["cluster"], []).append(shingles(row["messages"][1]["content"], 3))
+    for sets in by_cluster.values():
+        for i, a in enumerate(sets):
+            assert all(jaccard(a, b) < 0.8 for b in sets[i + 1:])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dedup.threshold=0", "dedup.threshold=0.0 must be in"),
+    ("dedup.num_perm=2", "dedup.num_perm=2 must be in"),
+    ("dedup.shingle=0", "dedup.shingle=0 must be >= 1"),
+])
+def test_bad_values_fail_naming_the_key(tmp_path, override, message):
+    from conftest import compose_config
+
+    from instruct.errors import InstructError
+    from instruct.pipeline import generate
+
+    with pytest.raises(InstructError, match=message):
+        generate(compose_config("progress=false", override), tmp_path / "out")
+
+
+def test_an_error_in_the_stages_child_process_reaches_the_caller(tmp_path, posts, monkeypatch):
+    from conftest import compose_config
+
+    from instruct.errors import InstructError
+    from instruct.pipeline import generate
+
+    folder = tmp_path / "in"
+    _cluster(folder, posts[:50])
+    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)
+    with pytest.raises(InstructError, match=r"dedup.threshold=0.99 with dedup.num_perm=64: .*too small"):
+        generate(compose_config("progress=false", f"source.path={folder}", "dedup.threshold=0.99"), tmp_path / "out")
