@@ -25,7 +25,7 @@ CHUNK_LINES = 1024
 _BLOCK = 1 << 20
 # A chunk is read whole when at least _DENSE of its lines are asked for and it is at most _MAX_CHUNK_READ bytes
 # (lines of ~16 kB on average); else line by line, so memory stays bounded by the lines kept. Below ~1/8 of a
-# chunk the two cost the same (~0.3 µs a line of the file, benchmark corpus), from there up one read is faster.
+# chunk the two cost about the same (measured on the benchmark corpus), from there up one read is faster.
 _DENSE = CHUNK_LINES // 8
 _MAX_CHUNK_READ = 16 << 20
 _GZIP_ERRORS = (EOFError, zlib.error, OSError)
@@ -202,8 +202,8 @@ def read_chunks(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[t
     chunk that has any, lines without their line ending. Lines the file cannot give again (a truncated .gz)
     are not given. The line numbers must be strictly ascending.
 
-    A chunk of a plain file with many lines asked for is read with one ``read`` and one ``split``: ~0.50 → ~0.33
-    µs a line (benchmark corpus, every line asked for), against a ``readline`` per line. Lines that are not
+    A chunk of a plain file with many lines asked for is read with one ``read`` and one ``split``, cheaper than a
+    ``readline`` per line. Lines that are not
     asked for are never parsed, and chunks without any are never read (a plain file seeks past them)."""
     end = bisect_left(line_numbers, cluster.lines)
     if cluster.compressed:  # one shard per .gz file: a forward pass, no seeks

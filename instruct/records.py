@@ -2,8 +2,8 @@
 
 Slotted dataclasses, so a cluster of threads costs little memory and a typo'd attribute fails loudly. Thread
 and Message are read-only by convention but not ``frozen``: a frozen __init__ sets each field through
-object.__setattr__, which made building them ~4x slower (0.80 → 0.20 µs a Message, 0.84 → 0.17 µs a Thread,
-built positionally), and a Thread and its Messages are built for every line read.
+object.__setattr__, which makes building them several times slower, and a Thread and its Messages are built
+for every line read (figures: README, "Why the hot path is shaped so").
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Thread:
         """The post a persona task is built on: the last message that has text.
 
         Looked up once: every task asks for it when the thread is offered (four or five times a thread with
-        preset=paper), and a remembered one costs ~0.05 µs against ~0.12 µs for the walk (measured).
+        preset=paper), and remembering it is cheaper than walking the messages again.
         """
         anchor = self._anchor
         if anchor is _NOT_LOOKED_UP:

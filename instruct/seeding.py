@@ -33,8 +33,8 @@ def unit_interval(seed: int, name: str) -> float:
 class Draws:
     """The random choices of one chunk, as plain Python numbers drawn from its numpy Generator in blocks.
 
-    A scalar call into numpy costs about a microsecond (``integers`` ~1.2 µs, ``permutation`` ~1.6 µs); a
-    uniform taken from a block fetched with one ``random(n)`` call costs a list pop. The sequence is a
+    A scalar call into numpy costs far more than a list pop, and a uniform taken from a block fetched with one
+    ``random(n)`` call costs a list pop. The sequence is a
     function of the generator's seed alone, so it is as deterministic as the generator itself.
 
     Args:

@@ -29,7 +29,7 @@ RARE_ZIPF = 0.0
 
 
 class _ZipfTable(dict):
-    """Lowercased word -> Zipf frequency, every word of wordfreq's small list computed up front (~5 ms), so a
+    """Lowercased word -> Zipf frequency, every word of wordfreq's small list computed once per process, so a
     lookup is one dict access."""
 
     __slots__ = ()
@@ -172,9 +172,8 @@ class _TokenCache(dict):
     """Token -> ``_token_content_words(token)``, read by plain indexing.
 
     A post's tokens are mostly common words, so each token is looked into once and its answer kept (a miss
-    costs ~2x an uncached reading). A dict indexed through ``map(cache.__getitem__, tokens)`` answers a hit in
-    C: ~45 ns a token against ~65 ns through ``functools.lru_cache``, which took a 14-word post's content words
-    from ~2.7 to ~1.9 µs. Bounded by emptying it when full, so memory stays flat and the vocabulary of the
+    costs about twice an uncached reading). A dict indexed through ``map(cache.__getitem__, tokens)`` answers a
+    hit in C, faster than ``functools.lru_cache``. Bounded by emptying it when full, so memory stays flat and the vocabulary of the
     data being read refills it; at ``_TOKEN_CACHE`` tokens it hits a little more often than the LRU of 16k
     tokens it replaced (simulated on Zipf-distributed words; on real BluePrint text ~80 % of tokens are seen
     before).

@@ -106,10 +106,10 @@ def _cluster_stats(shard: Shard, needed: bool) -> tuple[ClusterStats, dict[int, 
 def _rare_collections() -> Iterator[None]:
     """Python's cyclic GC, run less often while a shard runs.
 
-    With the default threshold (700 net container allocations) a shard spent ~2.6 µs a thread in collections
-    (shardbench, preset=paper, timed through gc.callbacks): ~6 young ones a 1024-line chunk, as each chunk's
-    threads come and go, and every ~25 000 threads a full one that walks every object of the process (the
-    config, the modules …). At _GC_THRESHOLD: ~0.4 µs, no full one. Nothing is left uncollected: a shard's
+    With the default threshold (700 net container allocations) a shard runs several young collections a
+    1024-line chunk, as each chunk's threads come and go, and now and then a full one that walks every object of
+    the process (the config, the modules …); at _GC_THRESHOLD young ones are rare and full ones do not happen
+    within a shard (the cost of each: README, "Why the hot path is shaped so"). Nothing is left uncollected: a shard's
     threads are freed by reference counting as they leave the feed, and the collector still runs, on a few
     chunks' worth of objects at a time.
     """
@@ -169,8 +169,8 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
             if handle:
                 handle.close()
     # The look-back function refers to the context that holds it: without this cycle the shard's feed,
-    # statistics and last chunk are freed as it returns, not at a rare full collection (with _GC_THRESHOLD, a
-    # 25-file run in one process held ~19 MiB more at its peak before this).
+    # statistics and last chunk are freed as it returns, not at a rare full collection (which _GC_THRESHOLD
+    # makes rarer still, so a many-file run in one process would hold several shards at once).
     context.earlier = list
     return counts
 

@@ -48,7 +48,7 @@ class TaskContext:
 def anchor_post_words(thread: Thread, min_words: int) -> PostWords | str:
     """The words of the post a post-writing task writes from (the thread's anchor post), or why such a task
     cannot use the thread: it has no text message, or its post is too short. (One call for a task that checks
-    the words further: ~0.25 µs less per thread than looking the post up again after post_decline_reason.)"""
+    the words further, instead of looking the post up again after post_decline_reason.)"""
     post = thread.anchor_post()
     if post is None:
         return "no text message"
@@ -124,7 +124,7 @@ class Task(ABC):
             needle_depths: list[float] | None = None, split_point: int | None = None) -> Row:
         """A row of this task from ``thread``, with the lineage ``row_meta`` gives it."""
         # A copy of this task's meta with the row's own keys set: the same dict as row_meta(...) makes (keys
-        # in its order), ~0.25 instead of ~0.45 µs a row, as the keyword call is what costs.
+        # in its order), without a keyword call per row, which is what costs.
         meta = self._meta.copy()
         meta["variant"] = variant
         meta["template_id"] = template_id
@@ -135,4 +135,4 @@ class Task(ABC):
         meta["split"] = context.split
         meta["needle_depths"] = needle_depths or []
         meta["split_point"] = split_point
-        return Row(self.name, instruction, response, "", meta)  # positional: ~0.1 µs less than by keyword
+        return Row(self.name, instruction, response, "", meta)  # positional: a keyword call costs more per row

@@ -81,10 +81,9 @@ class Haystack:
         self.thread_ids = thread_ids
         # Users are numbered in order of first appearance. This runs for every needle row, so it is all C-level
         # iteration, and the text is one join over its pieces laid out by slice assignment. When every author
-        # differs the labels and whole line heads ("\\n[2] User_1: ") are slices of tables: 30 lines of the
-        # bench corpus (all authors differ) take ~3.0 µs so, against ~3.6 µs with a label lookup for every line
-        # and a join over number, label, ": " and text pieces. (A set would tell that every author differs
-        # ~0.5 µs sooner, but real feeds often repeat an author, and then it is a pass more.)
+        # differs the labels and whole line heads ("\\n[2] User_1: ") are slices of tables, cheaper than a label
+        # lookup for every line and a join over number, label, ": " and text pieces. (A set would tell sooner
+        # that every author differs, but real feeds often repeat an author, and then it is a pass more.)
         count = len(texts)
         first_seen = dict.fromkeys(users)
         if len(first_seen) == count:
@@ -115,7 +114,8 @@ class Haystack:
 
 @functools.lru_cache(maxsize=1024)
 def _depth_table(span: int) -> tuple[float, ...]:
-    """Every depth of a haystack of span + 1 messages: round() to 4 decimals costs ~0.4 µs per call."""
+    """Every depth of a haystack of span + 1 messages, computed once per span: round() to 4 decimals is
+    costly enough to keep off the per-row path."""
     return tuple(round(position / span, 4) for position in range(span + 1))
 
 
@@ -300,7 +300,7 @@ class NeedleTask(Task):
         words = text.split()
         size = min(self.snippet_words, len(words))
         # A run keeps the text's own spacing. Most texts are words between single spaces, and then a run is a
-        # join of its words (~0.3 µs); the others are cut at the places of their words (~2 µs for 30 words).
+        # join of its words (cheap); the others are cut at the places of their words (a regex pass).
         # (str.split and the regex's \S agree on what whitespace is.)
         spans = None if " ".join(words) == text else [(m.start(), m.end()) for m in _WORD_SPAN.finditer(text)]
         for start in itertools.islice(draws.order(len(words) - size + 1), 4):

@@ -16,7 +16,7 @@ handle or link; shouting lowercased, names keep their capital), scored by how to
 - ties go to the phrase rarer in the cluster (mean IDF), then to the earlier one.
 
 This is the candidate rule of RAKE/YAKE (runs between stopwords) with a frequency band in place of YAKE's
-per-document statistics, which cost ~1 ms a post; README.md gives the measured comparison. A topic is never
+per-document statistics, which are far too slow for every post; README.md gives the measured comparison. A topic is never
 just the post's opening words — "write about Trade talks" for a post beginning "Trade talks …" teaches
 copying — so such a phrase is passed over.
 """
