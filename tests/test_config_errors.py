@@ -37,7 +37,7 @@ UNKNOWN = "error: unknown config key {} (a typo? `python run.py --cfg job` lists
     ("mix.doly_fraction=0.3", UNKNOWN.format("mix.doly_fraction")),
     ("tasks.needle.lookbak=3", UNKNOWN.format("tasks.needle.lookbak")),      # a task parameter, no +
     ("+tasks.needle.weihgt=2", "error: unknown config key tasks.needle.weihgt (tasks.needle takes: weight, variants, "
-                               "max_messages, max_chars, min_messages, lookback, needles, snippet_words)"),
+                               "max_messages, max_chars, min_messages, lookback, needles, snippet_words, max_tokens)"),
     ("seed=abc", "error: seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     ("source.max_chains_per_cluster=lots", "error: source.max_chains_per_cluster=lots: Value 'lots' of type 'str' "
                                            "could not be converted to Integer"),

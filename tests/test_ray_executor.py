@@ -141,7 +141,9 @@ def test_the_bar_counts_the_threads_of_every_ray_task(tmp_path, kill_marker, cor
     run_dir = run_pipeline(tmp_path, *_overrides(corpus, "paper", 0.0), "executor=ray", "workers=2")
     _same_run(run_dir, local_runs("paper", 0.0))
     assert not any(path.startswith("validation/") for path in data_files(run_dir))
-    assert seen[-1] == 2500 + 1100 + 2100
+    counts = manifest_of(run_dir)["counts"]
+    assert seen[-1] == counts["threads_used"] + counts["rejected"]  # every line parsed (dedup removed some before)
+    assert counts["threads_used"] + counts["rejected"] + counts["filtered"] == 2500 + 1100 + 2100
     assert any(0 < n < seen[-1] for n in seen), "the bar only moved at the end"
 
 
