@@ -4,7 +4,8 @@ For ``topic_post`` under an LLM responder the model is asked what a real post is
 to a short phrase, fills the ``{topic}`` of the topic_post template drawn for the row, and the response stays
 the human post (Li et al., "Self-Alignment with Instruction Backtranslation", 2023). The row's meta says so:
 ``instruction_source: llm``, ``response_source: data``. Refusals and empty answers are rejected by the
-responder's judge as for every task; an answer that is not a short phrase is rejected here.
+responder's judge as for every task; an answer that is not a short phrase, or that holds the whole post, is
+rejected here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import re
 
 from instruct.records import Row
 from instruct.templates import Template
+from instruct.text import words
 
 # A topic is a phrase, not a paragraph: a longer answer is the model explaining, not naming.
 MAX_TOPIC_WORDS = 12
 NOT_A_PHRASE = "topic answer is not a short phrase"
+# "Write about <the whole post>" teaches copying, not writing (a short post can be its own "topic").
+REPEATS_THE_POST = "topic answer repeats the post"
 _LABEL = re.compile(r"^(?:the\s+)?(?:main\s+)?topic(?:\s+of\s+this\s+post)?\s*(?:is|:)\s*", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’*"
 
@@ -43,6 +47,9 @@ def fill_instruction(row: Row, answer: str) -> str | None:
     topic = topic_phrase(answer)
     if topic is None:
         return NOT_A_PHRASE
+    post = " ".join(words(row.response.lower()))
+    if post and post in " ".join(words(topic.lower())):
+        return REPEATS_THE_POST
     spec = row.backtranslation
     row.instruction = Template(spec["template_id"], spec["template"]).render({spec["slot"]: topic})
     row.meta["instruction_source"] = "llm"
