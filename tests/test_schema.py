@@ -37,6 +37,8 @@ def bad_values(hint) -> list[tuple[object, str]]:
         return [("abc", "must be an integer"), (2.5, "must be an integer"), (True, "must be an integer")]
     if hint is float:
         return [("abc", "must be a number"), (True, "must be a number")]
+    if hint is bool:
+        return [("abc", "must be true or false"), (2, "must be true or false")]
     if "list" in text:
         return [("abc", "must be a list of strings"), ([1, 2], "must be a list of strings")]
     if "Mapping" in text or "dict" in text:
@@ -82,7 +84,7 @@ def test_a_wrong_type_names_the_task_parameter(task, name, value, words):
 @pytest.mark.parametrize("override, line", [
     ("tasks.needle.lookback=abc", "tasks.needle.lookback='abc' must be an integer >= 0"),
     ("tasks.summarization.max_chars=1.5", "tasks.summarization.max_chars=1.5 must be an integer >= 1"),
-    ("tasks.paraphrase.min_cosine=2", "tasks.paraphrase.min_cosine=2 must be a number in [0, 1]"),
+    ("tasks.topic_post.max_zipf=9", "tasks.topic_post.max_zipf=9 must be a number in [0, 8]"),
     ("tasks.voting_intention.labels=abc", "tasks.voting_intention.labels='abc' must be a mapping or null"),
 ])
 def test_through_generate_nothing_is_created(tmp_path, override, line):
