@@ -279,11 +279,16 @@ def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
              "the haystack.", ""]
     responder = manifest.get("responder") or {}
     if responder.get("name", "none") != "none":  # which rows an LLM answered: they are not from the data
-        tasks = [task for task in responder["tasks"] if task in per_task]
+        backtranslated = responder.get("instruction_tasks", [])
+        tasks = [task for task in responder["tasks"] if task in per_task and task not in backtranslated]
         note = (f"With `responder={responder['name']}` that does not hold for {', '.join(tasks) or 'any task'}: "
                 f"their responses were written by the LLM `{responder['model']}` ({responder['rows_llm']} rows, "
                 f"`meta.response_source: llm`); {responder['rows_rejected']} rows without a usable answer were "
                 f"left out (see `rejects.jsonl`).")
+        if backtranslated:  # instruction backtranslation: the model named the topic, the post is real
+            note += (f" For {', '.join(backtranslated)} the LLM wrote the instruction instead (it named the topic "
+                     f"of the real post, {responder.get('rows_llm_instruction', 0)} rows, "
+                     f"`meta.instruction_source: llm`); the responses are the real posts.")
         if responder.get("pending"):
             note += f" {responder['pending']} rows wait for a Batch answer (`llm_requests.jsonl`, `pending/`)."
         lines += [note, ""]

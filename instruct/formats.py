@@ -5,7 +5,8 @@
 - ``sharegpt``: ``conversations`` of ``from``/``value`` turns (Axolotl, LLaMA-Factory ``sharegpt``).
 - ``blueprint``: the bare list of ``system``/``context``/``assistant`` turns, as BluePrint's ``finetuning.py``
   reads it (``json.loads`` per line). The assistant turn holds BluePrint's reply object as JSON: ``{"text": …}``,
-  or for a structured answer (next_action) ``{"actions": {<key>: true/false …}, "text": …}``. A line has no
+  or a response that already is one (next_action's ``{"actions": {<key>: true/false …}, "text": …}``, the same
+  bytes every format carries) as it is. A line has no
   room for lineage, so it has a sidecar outside the data folders, where no data glob finds it:
   ``meta/<split>/<cluster>.jsonl``, one meta object per line, line for line. HF ``datasets``' JSON reader
   cannot read bare lists; ``Dataset.from_dict({"chains": rows})`` does, as finetuning.py does.
@@ -46,9 +47,8 @@ def sharegpt(row: Row) -> dict:
 
 
 def blueprint(row: Row) -> list:
-    # An LLM-written response replaces the structured one too, so it is wrapped as text like any other.
-    reply = row.answer if row.answer is not None and row.meta.get("response_source") != "llm" else {"text": row.response}
-    answer = {"role": "assistant", "content": orjson.dumps(reply).decode()}
+    content = row.response if row.reply_json else orjson.dumps({"text": row.response}).decode()
+    answer = {"role": "assistant", "content": content}
     if row.context:
         return [{"role": "system", "content": row.instruction}, {"role": "context", "content": row.context}, answer]
     return [{"role": "system", "content": row.instruction}, answer]

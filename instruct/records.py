@@ -100,9 +100,12 @@ class Row:
         response: the target answer, taken from the data (or, later, an LLM).
         context: a separate context, as Dolly rows have; empty for task rows.
         meta: lineage, one fixed set of keys for every row (see ``row_meta``).
-        answer: the response as the JSON object BluePrint's assistant turns hold, for a task whose answer is
-            structured (next_action: ``{"actions": {key: bool …}, "text": …}``); None for plain text, which the
-            ``blueprint`` format wraps as ``{"text": response}``.
+        reply_json: the response already is the JSON object BluePrint's assistant turns hold (next_action:
+            ``{"actions": {key: bool …}, "text": …}``), so the ``blueprint`` format writes it as it is; plain
+            text (False) is wrapped as ``{"text": response}``.
+        backtranslation: for a row whose *instruction* the LLM responder writes (topic_post with an LLM):
+            ``{"question": what the model is asked, "template": the template its answer fills,
+            "slot": the placeholder it fills}``; None otherwise. See responders/backtranslation.py.
     """
 
     task: str
@@ -110,7 +113,8 @@ class Row:
     response: str
     context: str = ""
     meta: dict = field(default_factory=dict)
-    answer: dict | None = None
+    reply_json: bool = False
+    backtranslation: dict | None = None
 
 
 def row_meta(
@@ -127,9 +131,12 @@ def row_meta(
     needle_depths: list[float] | None = None,
     split_point: int | None = None,
     response_source: str = "data",
+    instruction_source: str = "data",
 ) -> dict:
     """Lineage of a row. Every row has every key (None where it does not apply), so Arrow-based readers
-    (HF `datasets`) infer one schema for the whole file."""
+    (HF `datasets`) infer one schema for the whole file. ``response_source`` and ``instruction_source`` say
+    who wrote each side: ``data`` (taken from the data, or a bundled template filled from it) or ``llm`` (the
+    responder: an LLM response, or an instruction backtranslated from a real post)."""
     return {
         "task": task,
         "variant": variant,
@@ -141,6 +148,7 @@ def row_meta(
         "split": split,
         "source": source,
         "response_source": response_source,
+        "instruction_source": instruction_source,
         "needle_depths": needle_depths or [],
         "split_point": split_point,
     }

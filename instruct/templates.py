@@ -36,6 +36,8 @@ class Slots:
         optional: may be used.
         must_say: a template must contain one of these phrases (case-insensitive): the promise the task's
             answer keeps (an extractive answer is a "verbatim" quote).
+        must_say_all: a template must contain every one of these: promises that hold together (next_action's
+            answer shape beside "new post").
         must_not_say: a template must contain none of these: promises the answer cannot keep ("in a few
             sentences" for a copied message, "this thread" for a feed of many threads).
     """
@@ -44,11 +46,13 @@ class Slots:
     optional: frozenset[str] = frozenset()
     must_say: tuple[str, ...] = ()
     must_not_say: tuple[str, ...] = ()
+    must_say_all: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, *required: str, optional: tuple[str, ...] = (), must_say: tuple[str, ...] = (),
-           must_not_say: tuple[str, ...] = ()) -> "Slots":
-        return cls(frozenset(required), frozenset(optional), tuple(must_say), tuple(must_not_say))
+           must_not_say: tuple[str, ...] = (), must_say_all: tuple[str, ...] = ()) -> "Slots":
+        return cls(frozenset(required), frozenset(optional), tuple(must_say), tuple(must_not_say),
+                   tuple(must_say_all))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,9 @@ def _lint(path: Path, entry: object, slots: Slots, seen: set[str]) -> Template:
         raise InstructError(f"{where}: says {broken[0]!r}, a promise this task's answer cannot keep")
     if slots.must_say and not any(_says(wording, phrase) for phrase in slots.must_say):
         raise InstructError(f"{where}: must say one of {list(slots.must_say)} (the promise its answer keeps)")
+    unsaid = [phrase for phrase in slots.must_say_all if not _says(wording, phrase)]
+    if unsaid:
+        raise InstructError(f"{where}: must say {unsaid[0]!r} (the promise its answer keeps)")
     template = Template(template_id, text)
     if not template.render({name: "" for name in used}).strip():
         raise InstructError(f"{where}: renders to an empty prompt")

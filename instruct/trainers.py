@@ -22,7 +22,7 @@ def _string(name: str) -> dict:
 # The lineage every loadable row carries (records.row_meta), as HF `datasets` features.
 META_FEATURES = {"name": "meta", "struct": [
     *map(_string, ("task", "variant", "template_id", "cluster", "thread_id")), {"name": "thread_ids", "list": "string"},
-    {"name": "line", "dtype": "int64"}, *map(_string, ("split", "source", "response_source")),
+    {"name": "line", "dtype": "int64"}, *map(_string, ("split", "source", "response_source", "instruction_source")),
     {"name": "needle_depths", "list": "float64"}, {"name": "split_point", "dtype": "int64"}]}
 
 

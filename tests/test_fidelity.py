@@ -15,6 +15,7 @@ import re
 import statistics
 import string
 
+import orjson
 import pytest
 import yaml
 from conftest import manifest_of, read_jsonl, run_pipeline
@@ -182,6 +183,11 @@ def test_next_action_prompts_say_what_they_hold(real_run):
         prompt, answer = prompt_and_answer(row)
         variant = row["meta"]["variant"]
         variants.add(variant)
+        # The answer is the object the prompt describes: every listed action true or false, text beside it.
+        reply = orjson.loads(answer)
+        assert '"actions": {' in prompt and '"actions": [' not in prompt
+        assert all(isinstance(value, bool) for value in reply["actions"].values()) and any(reply["actions"].values())
+        assert ", ".join(reply["actions"]) in prompt and set(reply) <= {"actions", "text"}
         if variant == "new_post":
             assert "new post" in prompt.lower() and not re.search(r"User_\d+: ", prompt)
             assert '"text":null' not in answer  # nothing acted on nothing: a new post has its text

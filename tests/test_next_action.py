@@ -1,5 +1,6 @@
-"""Next action: the response is JSON whose actions are the true action keys of the thread's last message and
-whose text is that message's text; on real threads of both shapes."""
+"""Next action: the response is BluePrint's reply object, actions as booleans over the offered keys (true for
+the thread's last message's actions) and its text beside them (left out when it has none), the same in every
+format and as every template describes it; on real threads of both shapes."""
 
 from __future__ import annotations
 
@@ -49,17 +50,16 @@ def test_reply_gives_its_action_and_text_and_the_context_names_users():
     task = _task()
     assert task.decline_reason(thread, CONTEXT) is None
     row = task.build(thread, CONTEXT, Draws(np.random.default_rng(3)))
-    assert orjson.loads(row.response) == {"actions": ["reply"], "text": "Agreed, and the buses\nshould follow"}
-    assert row.response.startswith('{"actions":["reply"],"text":')  # compact, keys in the documented order
+    assert orjson.loads(row.response) == {"actions": _actions("reply"), "text": "Agreed, and the buses\nshould follow"}
+    assert row.response.startswith('{"actions":{"like":false,"unlike":false,')  # compact, in the offered order
+    assert list(orjson.loads(row.response)["actions"]) == list(RELEASED_ACTION_KEYS)
+    assert row.reply_json  # output=blueprint writes these very bytes as the assistant turn
     assert "User_0: Trams are back on Main Street\nUser_1: About time" in row.instruction
     assert "User_0" in row.instruction.replace("User_0: Trams", "")  # the actor (user a) is named as User_0
     # The released shape has no ignore/profile_update: only its own 13 keys are offered.
     assert ", ".join(RELEASED_ACTION_KEYS) in row.instruction
     assert "ignore" not in row.instruction and "profile_update" not in row.instruction
     assert "Agreed" not in row.instruction and not UNFILLED.search(row.instruction)
-    # output=blueprint: BluePrint's own reply object, actions as booleans over the offered keys
-    assert row.answer == {"actions": _actions("reply"), "text": "Agreed, and the buses\nshould follow"}
-    assert list(row.answer["actions"]) == list(RELEASED_ACTION_KEYS)
 
 
 def test_one_message_post_says_a_new_post_starts_and_the_post_is_the_answer():
@@ -68,7 +68,7 @@ def test_one_message_post_says_a_new_post_starts_and_the_post_is_the_answer():
     task = _task()
     for seed in range(12):
         row = task.build(parse_thread(raw, cluster="cluster_0", line=1), CONTEXT, Draws(np.random.default_rng(seed)))
-        assert orjson.loads(row.response) == {"actions": ["post"], "text": "Morning ride along the canal"}
+        assert orjson.loads(row.response) == {"actions": _actions("post"), "text": "Morning ride along the canal"}
         assert row.meta["variant"] == "new_post" and row.meta["template_id"].startswith("next_action.new_post.")
         prompt = row.instruction.lower()
         assert "new post" in prompt and "User_0" in row.instruction
@@ -93,8 +93,8 @@ def test_raw_shape_action_string_with_ignore_and_an_action_only_context_message(
     ])
     thread = parse_thread(raw, cluster="cluster_0", line=4)
     row = _task().build(thread, CONTEXT, Draws(np.random.default_rng(1)))
-    assert orjson.loads(row.response) == {"actions": ["ignore"], "text": None}
-    assert row.answer == {"actions": {key: key == "ignore" for key in RAW_ACTION_KEYS}}  # no text: no text key
+    # no text: no text key, as BluePrint's replies
+    assert orjson.loads(row.response) == {"actions": {key: key == "ignore" for key in RAW_ACTION_KEYS}}
     assert ", ".join(RAW_ACTION_KEYS) in row.instruction and "reply" not in row.instruction
     assert "User_0: New bike lanes downtown\nUser_1: [like, repost]" in row.instruction
     assert "User_2" in row.instruction
@@ -109,7 +109,7 @@ def test_declines_a_last_message_without_actions_or_with_unlisted_actions():
     assert _task(actions=["post", "reply"]).decline_reason(thread, CONTEXT) == "action not among the listed options"
     row = _task(actions=["like", "follow"]).build(thread, CONTEXT, Draws(np.random.default_rng(0)))
     assert "like, follow" in row.instruction and "unfollow" not in row.instruction
-    assert row.answer == {"actions": {"like": True, "follow": False}}
+    assert orjson.loads(row.response) == {"actions": {"like": True, "follow": False}}
     with pytest.raises(ValueError, match="unknown action"):
         NextActionTask(actions=["retweet"])
 
@@ -149,7 +149,11 @@ def test_real_sample_every_answer_is_the_last_message(tmp_path, shared_sample, s
             thread = threads[row["meta"]["line"] - 1]
             last = thread.messages[-1]
             answer = orjson.loads(row["messages"][1]["content"])
-            assert answer == {"actions": list(last.actions), "text": last.text}
+            keys = RAW_ACTION_KEYS if shape == "raw" else RELEASED_ACTION_KEYS
+            expected = {"actions": {key: key in last.actions for key in keys}}
+            if last.text is not None:
+                expected["text"] = last.text
+            assert answer == expected and list(answer["actions"]) == list(keys)
             assert not UNFILLED.search(row["messages"][0]["content"])
             # The prompt says what it holds: a thread so far, or a new post with nothing before it.
             assert row["meta"]["variant"] == ("thread" if len(thread.messages) > 1 else "new_post")
@@ -177,3 +181,24 @@ def test_real_sample_blueprint_rows_hold_blueprints_reply_object(tmp_path, share
             assert {k for k, v in reply["actions"].items() if v} == set(last.actions)
             assert reply.get("text") == last.text and ("text" in reply) == (last.text is not None)
             assert ", ".join(keys) in turns[0]["content"]
+
+
+@pytest.mark.parametrize("template_set", ["default", "concise"])
+def test_every_format_carries_the_reply_object_every_template_describes(template_set):
+    """One shape everywhere: the messages/alpaca/sharegpt response and the blueprint assistant turn are the same
+    bytes, and every template of both sets describes that object (never the list form or a null text)."""
+    from instruct.formats import FORMATS
+
+    task = NextActionTask().bind("next_action", TemplateSet(template_set))
+    raw = _released({"user_id": "a", "text": "Trams are back"}, {"user_id": "b", "actions": _actions("like")})
+    row = task.build(parse_thread(raw, cluster="c", line=1), CONTEXT, Draws(np.random.default_rng(0)))
+    assert orjson.loads(row.response) == {"actions": _actions("like")}
+    assert FORMATS["messages"](row)["messages"][1]["content"] == row.response
+    assert FORMATS["alpaca"](row)["output"] == row.response
+    assert FORMATS["sharegpt"](row)["conversations"][1]["value"] == row.response
+    assert FORMATS["blueprint"](row)[-1] == {"role": "assistant", "content": row.response}
+    for templates in task._templates.values():
+        for template in templates:
+            wording = template.render({"context": "", "user": "User_0", "action_list": "like, follow"})
+            assert '"actions": {' in wording and '"text"' in wording, template.id
+            assert '"actions": [' not in wording and "null" not in wording, template.id

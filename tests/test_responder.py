@@ -451,3 +451,92 @@ def test_llm_writes_what_the_data_cannot_give_voting_without_labels_and_paraphra
     for row in rows:
         assert row["meta"]["response_source"] == "llm"
         assert row["messages"][1]["content"] == reply(prompt_of(row))
+
+
+# --- instruction backtranslation (topic_post) ------------------------------------------------------------
+
+TOPIC_ONLY = ("tasks=paper", "~tasks.needle", "~tasks.keyword_post", "~tasks.completion",
+              "+task@tasks.topic_post=topic_post", "responder.tasks=[topic_post]", "mix=none")
+
+
+def topic_rows(run_dir: Path) -> list[dict]:
+    return [row for row in data_rows(run_dir) if row["task"] == "topic_post"]
+
+
+def test_topic_post_backtranslation_the_model_names_the_topic_the_post_stays(llm, tmp_path):
+    from instruct.responders.backtranslation import topic_phrase
+    from instruct.tasks.topic_post import TOPIC_QUESTION
+    from instruct.templates import TemplateSet
+    from instruct.text import words
+
+    llm.refuse = lambda prompt: picked(prompt, "refuse", 7)
+    llm.empty = lambda prompt: picked(prompt, "empty", 8) and not picked(prompt, "refuse", 7)
+    # The fake answers with the prompt's last five words: for a post of at most five words that is the post.
+    copies = lambda prompt: " ".join(words(prompt.removeprefix(TOPIC_QUESTION).lower())) in \
+        " ".join(words(reply(prompt).lower()))
+    run = run_pipeline(tmp_path, *llm_args(llm, tmp_path), *TOPIC_ONLY)
+    rows = topic_rows(run)
+    templates = {t.id: t for t in TemplateSet("default").variants("topic_post", {"default": _topic_slots()})["default"]}
+    asked = {prompt.removeprefix(TOPIC_QUESTION): prompt for prompt in llm.prompts}
+    assert rows and all(prompt.startswith(TOPIC_QUESTION) for prompt in llm.prompts)
+    for row in rows:
+        post = row["messages"][1]["content"]
+        question = asked[post]  # the model was asked about this very post, which stays the response
+        assert row["meta"]["instruction_source"] == "llm" and row["meta"]["response_source"] == "data"
+        topic = topic_phrase(reply(question))
+        assert prompt_of(row) == templates[row["meta"]["template_id"]].render({"topic": topic})
+        assert post not in prompt_of(row)
+    refused = [p for p in llm.prompts if picked(p, "refuse", 7)]
+    empty = [p for p in llm.prompts if picked(p, "empty", 8) and not picked(p, "refuse", 7)]
+    copied = [p for p in llm.prompts if p not in refused and p not in empty and copies(p)]
+    assert refused and empty and copied
+    assert len(rows) == len(llm.prompts) - len(refused) - len(empty) - len(copied)
+    reasons = [r["reason"] for r in read_jsonl(run / "rejects.jsonl")]
+    assert reasons.count("llm: refusal") == len(refused) and reasons.count("llm: empty response") == len(empty)
+    assert reasons.count("llm: topic answer repeats the post") == len(copied)
+    section = manifest_of(run)["responder"]
+    assert section["rows_llm_instruction"] == len(rows) and section["rows_llm"] == 0
+    assert section["instruction_tasks"] == ["topic_post"]
+    assert manifest_of(run)["counts"]["per_task"]["topic_post"]["produced"] == len(rows)
+    assert "the LLM wrote the instruction instead" in (run / "README.md").read_text()
+
+    # The cache answers a rerun with any worker count, byte for byte.
+    posts = llm.posts
+    again = run_pipeline(tmp_path, *llm_args(llm, tmp_path, "workers=2"), *TOPIC_ONLY)
+    assert llm.posts == posts and data_bytes(again) == data_bytes(run)
+
+
+def _topic_slots():
+    from instruct.tasks.topic_post import TopicPostTask
+    return TopicPostTask.slots["default"]
+
+
+def test_topic_post_backtranslation_through_batch_and_merge(llm, tmp_path):
+    live = run_pipeline(tmp_path, *llm_args(llm, tmp_path), *TOPIC_ONLY)
+    batch = run_pipeline(tmp_path, *llm_args(llm, tmp_path / "fresh", responder="batch"), *TOPIC_ONLY)
+    rejected = manifest_of(live)["responder"]["rows_rejected"]  # answers that repeat a short post
+    assert topic_rows(batch) == [] and manifest_of(batch)["pending"] == len(topic_rows(live)) + rejected > 0
+    results = tmp_path / "batch_output.jsonl"
+    results.write_bytes(batch_output(batch / "llm_requests.jsonl"))
+    merged = merge(tmp_path, batch, results)
+    assert data_bytes(merged) == data_bytes(live)
+
+
+def test_without_an_llm_topic_post_keeps_its_offline_topics(tmp_path):
+    run = run_pipeline(tmp_path, *TOPIC_ONLY[:-2], "mix=none", "source.max_chains_per_cluster=30")
+    rows = topic_rows(run)
+    assert rows and {(r["meta"]["instruction_source"], r["meta"]["response_source"]) for r in rows} == {("data", "data")}
+
+
+@pytest.mark.parametrize("answer, topic", [
+    ("Social Security", "Social Security"),
+    ('Topic: "creature comforts".', "creature comforts"),
+    ("The topic of this post is NHL trade rumors.", "NHL trade rumors"),
+    ("**Golf**", "Golf"),
+    ("It is about golf.\nMore precisely, a golf shot.", None),
+    ("This post talks at length about the many ways in which the speaker feels the weather is bad today", None),
+    ('""', None),
+])
+def test_topic_phrase(answer, topic):
+    from instruct.responders.backtranslation import topic_phrase
+    assert topic_phrase(answer) == topic

@@ -68,6 +68,12 @@ def _set_with(tmp_path, task_file: str, variant: str, text: str) -> TemplateSet:
      "this conversation"),
     (NextActionTask, "next_action", "new_post", "Given the thread above, what does {user} do? {action_list}",
      "the thread"),
+    (NextActionTask, "next_action", "new_post",
+     'A new post by {user}? {action_list}. Answer {{"actions": [...], "text": ...}}', '"actions": ['),
+    (NextActionTask, "next_action", "new_post", 'A new post by {user}? {action_list}. Answer in JSON.',
+     'must say \'"actions": {\''),
+    (NextActionTask, "next_action", "new_post",
+     'A new post by {user}? {action_list}. Answer {{"actions": {{...}}, "text": null}}', "'null'"),
     (CompletionTask, "completion", "default", "Bring this post to a natural end: {beginning}", "natural end"),
 ])
 def test_a_template_promising_what_its_task_cannot_keep_fails_at_start(tmp_path, task, task_file, variant, text,

@@ -63,6 +63,7 @@ def finish_responder(responder: Responder | None, run_dir: Path, clusters: list[
     """Let the responder finish (batch: write llm_requests.jsonl) and add up its counts for the manifest."""
     stats: Counter = Counter()
     reasons: Counter = Counter()
+    instruction_tasks: set[str] = set()
     extra = responder.finish(run_dir, clusters) if responder else {}
     for cluster in clusters:
         path = responder_state(run_dir, cluster)
@@ -70,6 +71,7 @@ def finish_responder(responder: Responder | None, run_dir: Path, clusters: list[
             state = orjson.loads(path.read_bytes())
             stats.update(state["stats"])
             reasons.update(state["reasons"])
+            instruction_tasks.update(state.get("instruction_tasks", ()))
     summary = {
         "name": responder.name if responder else "none",
         "model": responder.model if responder else None,
@@ -78,6 +80,8 @@ def finish_responder(responder: Responder | None, run_dir: Path, clusters: list[
         **{key: stats[key] for key in REQUEST_COUNTS},
         "tokens": {key: stats[key] for key in TOKEN_FIELDS},
         "rows_llm": stats["rows_llm"],
+        "rows_llm_instruction": stats["rows_llm_instruction"],
+        "instruction_tasks": sorted(instruction_tasks),  # the model wrote their instructions, not responses
         "rows_rejected": stats["rows_rejected"],
         "refusals": reasons["refusal"],
         "empty": reasons["empty response"],

@@ -76,7 +76,10 @@ class Answer:
 
 
 def prompt_of(row: Row) -> str:
-    """What the model is asked: the row's prompt exactly as the output formats show it to the user turn."""
+    """What the model is asked: the row's prompt exactly as the output formats show it to the user turn, or,
+    when the model writes the instruction (``row.backtranslation``), the question about the real response."""
+    if row.backtranslation:
+        return row.backtranslation["question"]
     return f"{row.instruction}\n\n{row.context}" if row.context else row.instruction
 
 

@@ -20,7 +20,8 @@ import orjson
 from instruct.counts import Counts
 from instruct.formats import RecordEncoder
 from instruct.records import Row
-from instruct.responders.base import Answer, Responder
+from instruct.responders.backtranslation import fill_instruction
+from instruct.responders.base import Answer, Responder, prompt_of
 from instruct.responders.batch import PENDING_DIR
 from instruct.rundir import STATE, atomic_open, write_json
 
@@ -88,14 +89,24 @@ def resolve_pending(responder: Responder | None, encoder: RecordEncoder, cluster
     stats = responder.take_stats()
     stats["prompts"] = len(distinct)
     reasons: Counter = Counter()
+    backtranslated: set[str] = set()  # tasks whose instructions the model wrote, for the card
     waiting = []
     for split, split_rows in rows.items():
         resolved.answers[split] = []
         for row, request in zip(split_rows, requests[split]):
             result = results[request.key]
             text, reason = responder.judge(result) if isinstance(result, Answer) else (None, result)
-            if text is not None:
+            if row.backtranslation:
+                backtranslated.add(row.task)
+            if text is not None and row.backtranslation:  # the answer is the instruction; the response stays
+                reason = fill_instruction(row, text)
+                if reason is None:
+                    resolved.answers[split].append(encoder.encode(row))
+                    stats["rows_llm_instruction"] += 1
+                    continue
+            elif text is not None:
                 row.response = text
+                row.reply_json = False  # whatever the model wrote is text, wrapped as such
                 row.meta["response_source"] = "llm"
                 resolved.answers[split].append(encoder.encode(row))
                 stats["rows_llm"] += 1
@@ -110,12 +121,13 @@ def resolve_pending(responder: Responder | None, encoder: RecordEncoder, cluster
                 stats["rows_rejected"] += 1
                 resolved.rejects.append(orjson.dumps({"file": cluster_file, "line": row.meta.get("line"),
                                                       "reason": f"llm: {reason}", "task": row.task,
-                                                      "excerpt": row.instruction[:200]}) + b"\n")
+                                                      "excerpt": prompt_of(row)[:200]}) + b"\n")
     if waiting:
         (run_dir / PENDING_DIR).mkdir(exist_ok=True)
         with atomic_open(run_dir / PENDING_DIR / f"{cluster_key}.jsonl") as out:
             out.write(b"".join(orjson.dumps(item) + b"\n" for item in waiting))
-    write_json(responder_state(run_dir, cluster_key), {"stats": dict(stats), "reasons": dict(reasons)})
+    write_json(responder_state(run_dir, cluster_key), {"stats": dict(stats), "reasons": dict(reasons),
+                                                          "instruction_tasks": sorted(backtranslated)})
     return resolved
 
 

@@ -10,6 +10,10 @@ from instruct.tasks.base import Task, TaskContext
 from instruct.templates import ONE_THREAD, Slots
 
 ACTS_ON_NOTHING = "acts on nothing: no earlier message and no text"
+# The answer's shape, which every template must describe: actions as an object of booleans, text left out
+# when there is none (BluePrint's reply object), never the list form or a null text.
+SAYS_SHAPE = ('"actions": {', '"text"')
+NOT_THE_SHAPE = ('"actions": [', "a list", "null")
 
 
 class NextActionTask(Task):
@@ -23,17 +27,19 @@ class NextActionTask(Task):
 
     It names the acting user ({user}) and the actions to choose from ({action_list}).
 
-    Response: one compact JSON object, always with both keys in this order::
+    Response: BluePrint's own reply object, as compact JSON, in every output format::
 
-        {"actions":["reply"],"text":"the reply's text"}
-        {"actions":["follow"],"text":null}
+        {"actions":{"like":false,…,"reply":true,…},"text":"the reply's text"}
+        {"actions":{"like":false,"follow":true,…}}
 
-    ``actions`` lists the true action keys of the last message in ``records.ACTION_KEYS`` order (usually
-    one); ``text`` is the last message's text verbatim, or null when it has none (a like, a follow …).
+    ``actions`` maps every listed option, in the listed order, to whether the last message did it (usually
+    one true); ``text`` is the last message's text verbatim, left out when it has none (a like, a follow …),
+    as BluePrint's replies leave it out. Every template describes this shape (its lint says ``"actions": {``,
+    never ``"actions": [`` or ``null``), so no format's answer contradicts its prompt.
 
     A one-message thread (a ``post`` in the released shape) has no context: it gets the ``new_post``
     templates, which say that the user starts a new post with nothing before it (no "thread above"), and the
-    answer is ``{"actions":["post"],"text":<the post>}``, i.e. the model learns what this persona posts
+    answer is ``{"actions":{…,"post":true,…},"text":<the post>}``, i.e. the model learns what this persona posts
     unprompted. A one-message thread with no text (a like, follow or repost of nothing shown) is declined:
     there is nothing to predict it from. Threads whose last message has no ``actions`` field (raw-shape posts
     and replies carry only text) are declined: their action was never recorded.
@@ -44,18 +50,16 @@ class NextActionTask(Task):
             (``records.RELEASED_ACTION_KEYS`` or ``RAW_ACTION_KEYS``: only the raw shape has ``ignore`` and
             ``profile_update``, only the release ``post`` and ``reply``). A thread whose true actions are not
             all listed is declined.
-
-    ``Row.answer`` carries the same answer in BluePrint's own assistant shape, for ``output=blueprint``:
-    ``{"actions": {<each listed option>: true/false}, "text": …}``, ``text`` left out when the message has none.
         max_context_messages: the context shows at most this many of the latest earlier messages, with a
             first line saying how many were left out.
     """
 
     template_file = "next_action"
-    slots = {"thread": Slots.of("context", "user", "action_list"),
+    slots = {"thread": Slots.of("context", "user", "action_list", must_say_all=SAYS_SHAPE,
+                                must_not_say=NOT_THE_SHAPE),
              # Nothing is shown: a template that points at a thread or context would promise what is not there.
-             "new_post": Slots.of("user", "action_list", must_say=("new post",),
-                                  must_not_say=ONE_THREAD + ("above", "below", "so far"))}
+             "new_post": Slots.of("user", "action_list", must_say=("new post",), must_say_all=SAYS_SHAPE,
+                                  must_not_say=ONE_THREAD + ("above", "below", "so far") + NOT_THE_SHAPE)}
 
     bounds = {"max_context_messages": (1, None)}
 
@@ -98,12 +102,12 @@ class NextActionTask(Task):
             variant = "new_post"
             instruction, template_id = self.render(variant, draws, user=self._label(labels, last.user),
                                                    action_list=options)
-        response = orjson.dumps({"actions": list(last.actions), "text": last.text}).decode()
-        row = self.row(thread, context, instruction=instruction, response=response, template_id=template_id,
-                       variant=variant)
-        row.answer = {"actions": {key: key in last.actions for key in self.actions or thread.action_keys()}}
+        reply: dict = {"actions": {key: key in last.actions for key in self.actions or thread.action_keys()}}
         if last.text is not None:
-            row.answer["text"] = last.text
+            reply["text"] = last.text
+        row = self.row(thread, context, instruction=instruction, response=orjson.dumps(reply).decode(),
+                       template_id=template_id, variant=variant)
+        row.reply_json = True
         return row
 
     @staticmethod

@@ -19,11 +19,17 @@ This is the candidate rule of RAKE/YAKE (runs between stopwords) with a frequenc
 per-document statistics, which are far too slow for every post; README.md gives the measured comparison. A topic is never
 just the post's opening words — "write about Trade talks" for a post beginning "Trade talks …" teaches
 copying — so such a phrase is passed over.
+
+With an LLM responder covering ``topic_post`` the topic comes from the model instead (instruction
+backtranslation, responders/backtranslation.py): it is asked TOPIC_QUESTION about the real post, its answer
+fills the drawn template's ``{topic}``, and the response stays the post (``meta.instruction_source: llm``,
+``response_source: data``).
 """
 
 from __future__ import annotations
 
 from instruct.records import Row, Thread
+from instruct.responders.backtranslation import backtranslation
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
@@ -31,6 +37,9 @@ from instruct.text import NOT_PROSE, RARE_ZIPF, ClusterStats, hashtags, join_wor
 
 KNOWN_ZIPF = 3.0  # wordfreq's small list holds every word at or above this
 EDGE_PENALTY = 0.6
+# What the LLM is asked under instruction backtranslation; the post follows it.
+TOPIC_QUESTION = ("What is the topic of this social-media post? Answer with a short noun phrase only, "
+                  "no sentence.\n\nPost:\n")
 
 
 def clause_like(first: tuple[str, str], last: tuple[str, str]) -> bool:
@@ -102,7 +111,7 @@ class TopicPostTask(Task):
         analysis = anchor_post_words(thread, self.min_words)
         if isinstance(analysis, str):
             return analysis
-        if not analysis.has_content_words() and not hashtags(thread.anchor_post().text):
+        if not self.llm_answers and not analysis.has_content_words() and not hashtags(thread.anchor_post().text):
             return "no hashtag or content word"
         return None
 
@@ -158,6 +167,12 @@ class TopicPostTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
+        if self.llm_answers:  # the model names the topic; the instruction is rendered from its answer
+            template = draws.pick(self._templates["default"])
+            row = self.row(thread, context, instruction="", response=text, template_id=template.id,
+                           variant="default")
+            row.backtranslation = backtranslation(TOPIC_QUESTION + text, template, "topic")
+            return row
         topic = self.topic(text, context.stats, draws)
         if not topic:
             return "no topic phrase"
