@@ -71,7 +71,8 @@ def test_rows_over_the_budget_are_dropped_and_counted_per_task_never_cut(tmp_pat
     capped = run_pipeline(tmp_path / "capped", *args, f"budget.max_tokens={limit}")
     kept = _lengths(capped, counter)
     assert kept and max(n for _, n in kept) <= limit
-    assert any(n == limit for _, n in kept)  # a row exactly at the budget is kept
+    # (a row exactly at the budget: test_a_row_exactly_at_the_budget_is_kept_and_one_token_more_is_dropped; here
+    # a dropped row's thread is drawn again, so which rows of the free run recur is not fixed)
     manifest = manifest_of(capped)
     dropped = manifest["filters"]["budget"]["dropped_per_task"]
     assert sum(dropped.values()) > 0
