@@ -90,12 +90,6 @@ def test_token_counts_with_a_local_tokenizer(tmp_path):
     assert f" / {max(counts)} | " in line
 
 
-def test_a_tokenizer_that_is_not_there_fails_before_any_work(tmp_path):
-    with pytest.raises(InstructError, match=r"budget.tokenizer=/nowhere"):
-        run_pipeline(tmp_path, "budget.tokenizer=/nowhere")
-    assert not (tmp_path / "out").exists()
-
-
 def test_rows_by_split_counts_every_row_dolly_included(run):
     manifest = manifest_of(run)
     by_split = manifest["counts"]["rows_by_split"]

@@ -33,6 +33,9 @@ def parameters() -> list[tuple[str, str, object]]:
 def bad_values(hint) -> list[tuple[object, str]]:
     """Values of the wrong type for an annotation, with the words the error must use."""
     text = str(hint)
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(options) == 1 and options[0] in (int, float, bool):
+        return bad_values(options[0])  # Optional[...]: the same wrong types, the message adds "or null"
     if hint is bool:
         return [("abc", "must be true or false"), (1, "must be true or false")]
     if hint is int:
