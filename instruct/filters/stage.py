@@ -6,38 +6,30 @@ the selection, so no shard parses them: they reach no prompt, haystack, look-bac
 statistic. Because the pass sees a whole cluster in file order, a duplicate of a post in an earlier shard is
 found whatever the sharding and the number of workers.
 
-With dedup on, the passes over a large input run in short-lived child processes (``python -m
-instruct.filters.stage``, jobs in and results out as pickles): datasketch imports scipy, which would add ~40 MiB
-to every process of the run that imported it (multiprocessing's spawn would import run.py, and with it Hydra,
-in the child as well).
+The pass runs in the main process, cluster after cluster: no process of the run imports datasketch (whose lsh
+module imports scipy); dedup.py asks it for its parameters in a short child once and computes the signatures
+itself with numpy, a batch of posts at a time.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from instruct.errors import InstructError
 from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.dedup import ClusterIndex, DedupParams
 from instruct.parsing import Reject, parse_thread
 
 DECONTAMINATED, DUPLICATE = "decontaminated", "duplicate"
-_IN_PROCESS_LINES = 20_000  # smaller inputs are filtered in this process (a child costs ~0.5 s to start)
 _BLOCK_LINES = 64 * CHUNK_LINES  # selected line numbers turned into a list at a time (not 36 B each at once)
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
 class FilterStage:
-    """What the stage applies; picklable, so a spawned process gets a copy.
+    """What the stage applies.
 
     Args:
         decontaminator: the evaluation index, or None.
@@ -61,7 +53,7 @@ class ClusterFiltered:
         reasons: ``decontaminated: id|ngram|text``, ``duplicate: exact|near`` → count.
         by_eval_file: evaluation file index → threads it removed.
         contamination: one record per decontaminated thread, for contamination.jsonl.
-        bands: the LSH (bands, rows) used, when dedup is on (found where datasketch is imported).
+        bands: the LSH (bands, rows) used, when dedup is on.
     """
 
     dropped: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
@@ -116,55 +108,8 @@ def _anchor_texts(cluster: ClusterFile, lines: list[int]) -> dict[int, str]:
     return texts
 
 
-def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray],
-              workers: int) -> list[ClusterFiltered]:
-    """The stage's result for every cluster, in order: in this process for small inputs, else in up to
-    ``workers`` spawned processes that exit when done."""
+def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray]) -> list[ClusterFiltered]:
+    """The stage's result for every cluster, in order."""
     if not stage.active:
         return [ClusterFiltered() for _ in clusters]
-    jobs = [(stage, cluster, selected) for cluster, selected in zip(clusters, selections)]
-    if stage.dedup is None or sum(map(len, selections)) <= _IN_PROCESS_LINES:
-        return [filter_cluster(job) for job in jobs]
-    groups = [list(range(start, len(jobs), workers)) for start in range(min(workers, len(jobs)))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-    children = []
-    for group in groups:
-        child = subprocess.Popen([sys.executable, "-m", "instruct.filters.stage"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env=env)
-        child.stdin.write(pickle.dumps([jobs[i] for i in group], protocol=pickle.HIGHEST_PROTOCOL))
-        child.stdin.close()
-        children.append(child)
-    results: list[ClusterFiltered | None] = [None] * len(jobs)
-    failure = None
-    for group, child in zip(groups, children):
-        output = child.stdout.read()
-        child.wait()
-        if child.returncode != 0 or not output:
-            failure = failure or InstructError(f"the filter stage's child process failed (exit {child.returncode})")
-            continue
-        status, payload = pickle.loads(output)
-        if status == "error":
-            failure = failure or payload
-            continue
-        for i, filtered in zip(group, payload):
-            results[i] = filtered
-    if failure is not None:
-        raise failure
-    return results
-
-
-def _child() -> None:
-    """A child's whole life: jobs from stdin, results (or the error) to stdout."""
-    jobs = pickle.load(sys.stdin.buffer)
-    try:
-        reply = ("ok", [filter_cluster(job) for job in jobs])
-    except Exception as exc:  # sent back whole: the parent raises it as if it had run the job itself
-        reply = ("error", exc)
-    sys.stdout.buffer.write(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
-
-
-if __name__ == "__main__":  # run as the module itself, so what it pickles back names instruct.filters.stage
-    from instruct.filters.stage import _child as child
-
-    child()
+    return [filter_cluster((stage, cluster, selected)) for cluster, selected in zip(clusters, selections)]
