@@ -106,6 +106,11 @@ class DedupParams:
             _ANSWERS[key] = Hashing(*payload)
         return _ANSWERS[key]
 
+    def answered(self) -> bool:
+        """Whether ``hashing`` would return without waiting for the child."""
+        key = (self.threshold, self.num_perm)
+        return key in _ANSWERS or key not in _ASKED or _ASKED[key].poll() is not None
+
     def ask(self) -> None:
         """Start the child that ``hashing`` waits for, so that it runs while the run sets up (the start-up of
         Python, numpy and datasketch is most of its cost)."""
@@ -165,14 +170,16 @@ class ClusterIndex:
 
     def __init__(self, params: DedupParams, capacity: int):
         self.params = params
-        self.hashing = params.hashing()
-        self.b, self.r = self.hashing.bands, self.hashing.rows
+        self.capacity = capacity
+        self.hashing: Hashing | None = None  # datasketch's answer, taken as soon as it is there
+        self.b = self.r = 0
         self.lines = np.empty(capacity, dtype=np.int32)
         self.exact = np.empty(capacity, dtype=np.uint64)
-        self.band_keys = np.empty((capacity, self.b), dtype=np.uint32)
+        self.band_keys = np.empty((0, 0), dtype=np.uint32)
         self.count = 0
         self._hashes: list[int] = []  # shingle crc32s of the posts added since the last flush
         self._starts: list[int] = []
+        self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, starts) waiting for datasketch's answer
         self._done = 0  # posts whose band keys are computed
 
     def add(self, line: int, text: str) -> None:
@@ -193,18 +200,27 @@ class ClusterIndex:
         if len(self._hashes) >= _BATCH_HASHES:
             self._flush()
 
-    def _flush(self) -> None:
-        """Band keys for the pending posts, in one numpy pass (a signature matrix of at most ~4 MiB)."""
-        if not self._starts:
-            return
+    def _flush(self, wait: bool = False) -> None:
+        """Band keys for the posts added so far, a batch at a time in one numpy pass (a signature matrix of at
+        most ~4 MiB). Until the child that asks datasketch has answered (the pass starts while it runs), the
+        batches wait as uint32 arrays; ``wait``: wait for the answer."""
+        if self._starts:
+            self._batches.append((np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp)))
+            self._hashes.clear()
+            self._starts.clear()
+        if self.hashing is None:
+            if not (wait or self.params.answered()):
+                return
+            self.hashing = self.params.hashing()
+            self.b, self.r = self.hashing.bands, self.hashing.rows
+            self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
         b, r = self.b, self.r
-        values = signatures(np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp),
-                            self.hashing, b * r).astype(np.uint64).reshape(-1, b, r)
-        end = self._done + len(self._starts)
-        self.band_keys[self._done:end] = (values * _FOLD[:r]).sum(axis=2, dtype=np.uint64) >> np.uint64(32)
-        self._done = end
-        self._hashes.clear()
-        self._starts.clear()
+        for hashes, starts in self._batches:
+            values = signatures(hashes, starts, self.hashing, b * r).astype(np.uint64).reshape(-1, b, r)
+            end = self._done + len(starts)
+            self.band_keys[self._done:end] = (values * _FOLD[:r]).sum(axis=2, dtype=np.uint64) >> np.uint64(32)
+            self._done = end
+        self._batches.clear()
 
     def duplicates(self, reread) -> dict[int, str]:
         """Line → ``exact`` | ``near`` for every post that repeats an earlier one.
@@ -212,7 +228,7 @@ class ClusterIndex:
         Args:
             reread: called with the sorted line numbers of the near candidates; returns line → post text.
         """
-        self._flush()
+        self._flush(wait=True)
         n = self.count
         lines, exact = self.lines[:n], self.exact[:n]
         exact_pairs = _pairs(exact)
