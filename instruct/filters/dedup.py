@@ -156,8 +156,11 @@ def signatures(hashes: np.ndarray, starts: np.ndarray, hashing: Hashing, width: 
     ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32).update_batch(shingles).hashvalues``: every shingle's crc32
     (``hashes``, post by post; a post starts at each of ``starts``) mixed, permuted (``a * h + b`` modulo 2^32)
     and the least per post and permutation kept."""
-    mixed = _fmix32(hashes)[:, None]
-    return np.minimum.reduceat(mixed * hashing.a[:width] + hashing.b[:width], starts, axis=0)
+    # Permutation by permutation (rows), so the reduction runs along contiguous memory: ~4x faster than one
+    # row per shingle. The result is the transposed view, post by post.
+    permuted = hashing.a[:width, None] * _fmix32(hashes)[None, :]
+    permuted += hashing.b[:width, None]
+    return np.minimum.reduceat(permuted, starts, axis=1).T
 
 
 class ClusterIndex:
@@ -182,10 +185,8 @@ class ClusterIndex:
         self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, starts) waiting for datasketch's answer
         self._done = 0  # posts whose band keys are computed
 
-    def add(self, line: int, text: str) -> None:
-        words = normalize.words(text)
-        if not words:
-            return
+    def add(self, line: int, words: list[str]) -> None:
+        """Add a post by its normalised words (``normalize.words``; at least one)."""
         size = self.params.shingle
         at = self.count
         self.lines[at] = line
@@ -216,9 +217,9 @@ class ClusterIndex:
             self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
         b, r = self.b, self.r
         for hashes, starts in self._batches:
-            values = signatures(hashes, starts, self.hashing, b * r).astype(np.uint64).reshape(-1, b, r)
+            values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
             end = self._done + len(starts)
-            self.band_keys[self._done:end] = (values * _FOLD[:r]).sum(axis=2, dtype=np.uint64) >> np.uint64(32)
+            self.band_keys[self._done:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
             self._done = end
         self._batches.clear()
 

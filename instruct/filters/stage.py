@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
+from instruct.filters import normalize
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.dedup import ClusterIndex, DedupParams
 from instruct.parsing import Reject, parse_thread
@@ -80,7 +81,13 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
                 thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
             except Reject:
                 continue  # the shard rejects it, with its reason
-            match = decontaminator.match_thread(thread) if decontaminator is not None else None
+            if decontaminator is not None:  # every message's words, the anchor's (the last) for dedup too
+                words = [normalize.words(m.text) for m in thread.messages if m.text]
+                match = decontaminator.match_thread(thread, words)
+                anchor_words = words[-1] if words else None
+            else:
+                match, anchor = None, thread.anchor_post() if index is not None else None
+                anchor_words = normalize.words(anchor.text) if anchor is not None else None
             if match is not None:
                 dropped[line] = f"{DECONTAMINATED}: {match.by}"
                 result.by_eval_file[match.eval_file] += 1
@@ -89,9 +96,8 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
                     "eval_id": match.eval_id, "eval_file": decontaminator.files[match.eval_file].path,
                     "match": match.by, "ngram": match.ngram})
                 continue
-            post = thread.anchor_post() if index is not None else None
-            if post is not None:
-                index.add(line, post.text)
+            if index is not None and anchor_words:
+                index.add(line, anchor_words)
     if index is not None:
         result.bands = (index.b, index.r)
         for line, reason in index.duplicates(lambda lines: _anchor_texts(cluster, lines)).items():
