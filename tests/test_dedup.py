@@ -50,7 +50,7 @@ def posts() -> list[str]:
 def _filter(path: Path, params=DedupParams()):
     """The removed line numbers and the stage's result for one cluster file, every line selected."""
     cluster = scan(path)
-    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64)))
+    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64), None))
     return result.dropped.tolist(), result
 
 

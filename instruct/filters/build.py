@@ -60,8 +60,8 @@ class Filters:
         return {"eval_files": [f.sha256 for f in decontaminator.files] if decontaminator else [],
                 "tokenizer": sha256_of(counter.path) if counter.path else None}
 
-    def filter_clusters(self, clusters, selections: list[np.ndarray]) -> None:
-        for cluster, filtered in zip(clusters, run_stage(self.stage, clusters, selections)):
+    def filter_clusters(self, clusters, selections: list[np.ndarray], executor) -> None:
+        for cluster, filtered in zip(clusters, run_stage(self.stage, clusters, selections, executor)):
             self.clusters[cluster.key] = filtered
 
     def clean_dolly(self, dolly) -> None:

@@ -2,9 +2,11 @@
 order kept.
 
 A thread is compared by its anchor post (the post the post-writing tasks write), normalised like every filter
-(``normalize.words``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). datasketch's
-``MinHash`` gives each post a signature; ``MinHashLSH`` chooses the bands for the Jaccard threshold (see
-``DedupParams.bands``).
+(``normalize.words``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). Each post's
+signature is datasketch's ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32)`` of its shingles (the tests check
+equality on the real sample), computed here for a batch of posts in one numpy pass with datasketch's own
+permutations, where datasketch's ``update_batch`` does small numpy operations for every post; datasketch's
+``MinHashLSH`` chooses the bands for the Jaccard threshold (see ``DedupParams.hashing``).
 
 datasketch's ``MinHashLSH`` keeps a Python dict and a set per band bucket: ~1.4 KB a post with 32
 permutations, over 300 MiB for a 250 k-thread cluster. So the index here is flat numpy: one 32-bit key per band
@@ -169,12 +171,14 @@ class ClusterIndex:
     Args:
         params: the dedup settings.
         capacity: the most posts that will be added (the cluster's selected lines).
+        hashing: datasketch's answer when the caller has it; else ``params.hashing()`` is taken as soon as the
+            child that computes it has answered.
     """
 
-    def __init__(self, params: DedupParams, capacity: int):
+    def __init__(self, params: DedupParams, capacity: int, hashing: Hashing | None = None):
         self.params = params
         self.capacity = capacity
-        self.hashing: Hashing | None = None  # datasketch's answer, taken as soon as it is there
+        self.hashing: Hashing | None = None
         self.b = self.r = 0
         self.lines = np.empty(capacity, dtype=np.int32)
         self.exact = np.empty(capacity, dtype=np.uint64)
@@ -184,6 +188,13 @@ class ClusterIndex:
         self._starts: list[int] = []
         self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, starts) waiting for datasketch's answer
         self._done = 0  # posts whose band keys are computed
+        if hashing is not None:
+            self._take(hashing)
+
+    def _take(self, hashing: Hashing) -> None:
+        self.hashing = hashing
+        self.b, self.r = hashing.bands, hashing.rows
+        self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
 
     def add(self, line: int, words: list[str]) -> None:
         """Add a post by its normalised words (``normalize.words``; at least one)."""
@@ -212,9 +223,7 @@ class ClusterIndex:
         if self.hashing is None:
             if not (wait or self.params.answered()):
                 return
-            self.hashing = self.params.hashing()
-            self.b, self.r = self.hashing.bands, self.hashing.rows
-            self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
+            self._take(self.params.hashing())
         b, r = self.b, self.r
         for hashes, starts in self._batches:
             values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)

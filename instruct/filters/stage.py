@@ -6,9 +6,9 @@ the selection, so no shard parses them: they reach no prompt, haystack, look-bac
 statistic. Because the pass sees a whole cluster in file order, a duplicate of a post in an earlier shard is
 found whatever the sharding and the number of workers.
 
-The pass runs in the main process, cluster after cluster: no process of the run imports datasketch (whose lsh
-module imports scipy); dedup.py asks it for its parameters in a short child once and computes the signatures
-itself with numpy, a batch of posts at a time.
+No process of the run imports datasketch (whose lsh module imports scipy, ~40 MiB): dedup.py asks it for its
+parameters in a short child once and computes the signatures itself with numpy, a batch of posts at a time, so
+the passes run on the run's own executor, a cluster a job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
 from instruct.filters import normalize
 from instruct.filters.decontaminate import Decontaminator
-from instruct.filters.dedup import ClusterIndex, DedupParams
+from instruct.filters.dedup import ClusterIndex, DedupParams, Hashing
 from instruct.parsing import Reject, parse_thread
 
 DECONTAMINATED, DUPLICATE = "decontaminated", "duplicate"
@@ -67,12 +67,13 @@ class ClusterFiltered:
         return np.setdiff1d(selected, self.dropped, assume_unique=True) if len(self.dropped) else selected
 
 
-def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterFiltered:
-    """The stage's pass over one cluster's selected lines (in file order)."""
-    stage, cluster, selected = job
+def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray, Hashing | None]) -> ClusterFiltered:
+    """The stage's pass over one cluster's selected lines (in file order); the job's last item is datasketch's
+    answer (``DedupParams.hashing``) when the caller has it."""
+    stage, cluster, selected, hashing = job
     result = ClusterFiltered()
     dropped: dict[int, str] = {}
-    index = ClusterIndex(stage.dedup, len(selected)) if stage.dedup is not None else None
+    index = ClusterIndex(stage.dedup, len(selected), hashing) if stage.dedup is not None else None
     decontaminator = stage.decontaminator
     block_lines = max(len(selected), 1) if cluster.compressed else _BLOCK_LINES  # a gzip stream is read once
     for block in range(0, len(selected), block_lines):  # line numbers as Python ints, a block at a time
@@ -114,8 +115,13 @@ def _anchor_texts(cluster: ClusterFile, lines: list[int]) -> dict[int, str]:
     return texts
 
 
-def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray]) -> list[ClusterFiltered]:
-    """The stage's result for every cluster, in order."""
+def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray],
+              executor) -> list[ClusterFiltered]:
+    """The stage's result for every cluster, in order, one cluster a job on the run's executor (its workers
+    were forked before any datasketch import, so they hold no scipy either). Pool workers get datasketch's
+    answer with the job; in this process the pass starts before it arrives."""
     if not stage.active:
         return [ClusterFiltered() for _ in clusters]
-    return [filter_cluster((stage, cluster, selected)) for cluster, selected in zip(clusters, selections)]
+    hashing = stage.dedup.hashing() if stage.dedup is not None and executor.workers > 1 else None
+    return executor.map(filter_cluster, [(stage, cluster, selected, hashing)
+                                         for cluster, selected in zip(clusters, selections)])
