@@ -100,9 +100,9 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray, Hashing | No
             if index is not None and anchor_words:
                 index.add(line, anchor_words)
     if index is not None:
-        result.bands = (index.b, index.r)
         for line, reason in index.duplicates(lambda lines: _anchor_texts(cluster, lines)).items():
             dropped[line] = f"{DUPLICATE}: {reason}"
+        result.bands = (index.b, index.r)  # known once datasketch has answered (duplicates waits for it)
     result.dropped = np.array(sorted(dropped), dtype=np.int64)
     result.reasons = Counter(dropped.values())
     return result
