@@ -179,7 +179,7 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
     # The filter stage sees every cluster whole, in file order (finished ones of a resumed run too, for the
     # manifest); what it removes never reaches a shard.
     filters.filter_clusters(clusters, [select_lines(c, cfg.source.max_chains_per_cluster, cfg.seed) for c in clusters],
-                            cfg.workers)
+                            executor)
     for cluster in clusters:
         state = run_dir / STATE / f"{cluster.key}.json"
         if state.exists():  # finished before an interruption

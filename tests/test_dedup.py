@@ -13,8 +13,7 @@ import pytest
 from conftest import data_files, manifest_of, read_jsonl, rows_of, run_pipeline
 
 from instruct.clusterfile import CHUNK_LINES, scan
-from instruct.filters.dedup import DedupParams, jaccard, shingles
-from instruct.filters import stage
+from instruct.filters.dedup import DedupParams, jaccard, shingles, signatures
 from instruct.filters.stage import FilterStage, filter_cluster
 
 VOCABULARY = [f"{a}{b}" for a in ("bri", "cal", "dor", "fen", "gal", "hur", "lim", "mor", "pra", "sto")
@@ -51,7 +50,7 @@ def posts() -> list[str]:
 def _filter(path: Path, params=DedupParams()):
     """The removed line numbers and the stage's result for one cluster file, every line selected."""
     cluster = scan(path)
-    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64)))
+    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64), None))
     return result.dropped.tolist(), result
 
 
@@ -59,9 +58,38 @@ def test_exact_and_near_duplicates_are_removed_and_the_first_is_kept(tmp_path, p
     dropped, result = _filter(_cluster(tmp_path, posts))
     assert sorted(dropped) == [5, CHUNK_LINES + 50]
     assert result.reasons == {"duplicate: exact": 1, "duplicate: near": 1}
+    assert result.bands == (9, 7)  # what datasketch's MinHashLSH picks for 0.8 with 64 permutations
     near = jaccard(shingles(posts[0], 3), shingles(posts[CHUNK_LINES + 50], 3))
     half = jaccard(shingles(posts[0], 3), shingles(posts[CHUNK_LINES + 60], 3))
     assert near >= 0.8 > half
+
+
+def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample):
+    """The numpy batch computes exactly what datasketch's MinHash computes post by post."""
+    import zlib
+
+    from datasketch import MinHash
+
+    from instruct.clusterfile import read_lines
+    from instruct.parsing import parse_thread
+
+    params = DedupParams()
+    hashing = params.hashing()
+    texts = []
+    for path in sorted((shared_sample / "released").glob("cluster_*.jsonl")):
+        cluster = scan(path)
+        for line, raw in read_lines(cluster, list(range(cluster.lines))):
+            texts += [m.text for m in parse_thread(raw, cluster=cluster.key, line=line + 1).messages if m.text]
+    grams = [sorted(shingles(text, params.shingle)) for text in texts]
+    grams = [g for g in grams if g]
+    assert len(grams) >= 400  # every post with text of the 400 threads
+    hashes = np.array([zlib.crc32(gram) for post in grams for gram in post], dtype=np.uint32)
+    starts = np.cumsum([0] + [len(post) for post in grams[:-1]])
+    ours = signatures(hashes, starts, hashing, params.num_perm)
+    for post, signature in zip(grams, ours):
+        minhash = MinHash(num_perm=params.num_perm, seed=1, hashfunc=zlib.crc32)
+        minhash.update_batch(post)
+        assert np.array_equal(signature, minhash.hashvalues)
 
 
 def test_the_threshold_decides(tmp_path, posts):
@@ -69,13 +97,12 @@ def test_the_threshold_decides(tmp_path, posts):
     assert sorted(dropped) == [5]  # only the exact copy is that similar
 
 
-def test_a_near_duplicate_of_a_post_in_another_shard_is_removed_for_any_worker_count(tmp_path, posts, monkeypatch):
+def test_a_near_duplicate_of_a_post_in_another_shard_is_removed_for_any_worker_count(tmp_path, posts):
     folder = tmp_path / "in"
     _cluster(folder, posts)
     args = (f"source.path={folder}", "source.shard_lines=1", "mix=none", "tasks=all",
             "source.max_chains_per_cluster=null")
     one = run_pipeline(tmp_path / "one", *args, "workers=1")
-    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)  # the stage's pass in child processes, as for large inputs
     two = run_pipeline(tmp_path / "two", *args, "workers=2")
     assert data_files(one) == data_files(two)
     manifest = manifest_of(one)
@@ -132,7 +159,7 @@ def test_bad_values_fail_naming_the_key(tmp_path, override, message):
         generate(compose_config("progress=false", override), tmp_path / "out")
 
 
-def test_an_error_in_the_stages_child_process_reaches_the_caller(tmp_path, posts, monkeypatch):
+def test_a_threshold_the_permutations_cannot_band_fails_naming_both_keys(tmp_path, posts):
     from conftest import compose_config
 
     from instruct.errors import InstructError
@@ -140,6 +167,5 @@ def test_an_error_in_the_stages_child_process_reaches_the_caller(tmp_path, posts
 
     folder = tmp_path / "in"
     _cluster(folder, posts[:50])
-    monkeypatch.setattr(stage, "_IN_PROCESS_LINES", 0)
     with pytest.raises(InstructError, match=r"dedup.threshold=0.99 with dedup.num_perm=64: .*too small"):
         generate(compose_config("progress=false", f"source.path={folder}", "dedup.threshold=0.99"), tmp_path / "out")

@@ -45,6 +45,8 @@ class Filters:
                           if decontaminate.paths else None)
         dedup = (DedupParams(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.shingle)
                  if cfg.dedup.enabled else None)
+        if dedup is not None:
+            dedup.ask()  # datasketch's parameters, computed in a child while the run sets up
         counter = TokenCounter(cfg.budget.tokenizer, cfg.budget.chars_per_token)
         for task in tasks:  # tasks that size what they build to a token budget (needle)
             if getattr(task, "max_tokens", None) is not None:
@@ -58,8 +60,8 @@ class Filters:
         return {"eval_files": [f.sha256 for f in decontaminator.files] if decontaminator else [],
                 "tokenizer": sha256_of(counter.path) if counter.path else None}
 
-    def filter_clusters(self, clusters, selections: list[np.ndarray], workers: int) -> None:
-        for cluster, filtered in zip(clusters, run_stage(self.stage, clusters, selections, workers)):
+    def filter_clusters(self, clusters, selections: list[np.ndarray], executor) -> None:
+        for cluster, filtered in zip(clusters, run_stage(self.stage, clusters, selections, executor)):
             self.clusters[cluster.key] = filtered
 
     def clean_dolly(self, dolly) -> None:

@@ -95,14 +95,18 @@ class Decontaminator:
 
     def match_texts(self, texts: list[str]) -> Match | None:
         """The first n-gram of the texts (read in order, across their boundaries) that an evaluation item has."""
+        return self.match_words([normalize.words(text) for text in texts])
+
+    def match_words(self, words: list[list[str]]) -> Match | None:
+        """``match_texts`` for texts already normalised (``normalize.words`` of each)."""
         grams = self.grams
-        for gram in normalize.ngrams(_words_of(texts), self.n):
+        for gram in normalize.ngrams([word for text in words for word in text], self.n):
             found = grams.get(gram)
             if found is not None:
                 return Match(found[0], found[1], "ngram", gram)
         if self.whole:
-            for text in texts:
-                key = self._short_key(normalize.words(text))
+            for text in words:
+                key = self._short_key(text)
                 found = self.whole.get(key) if key is not None else None
                 if found is not None:
                     return Match(found[0], found[1], "text", key)
@@ -111,14 +115,16 @@ class Decontaminator:
     def _short_key(self, words: list[str]) -> str | None:
         return " ".join(words) if self.short_words and self.short_words <= len(words) < self.n else None
 
-    def match_thread(self, thread: Thread) -> Match | None:
+    def match_thread(self, thread: Thread, words: list[list[str]] | None = None) -> Match | None:
         """An evaluation id equal to the thread's own id (only a record's real ``id`` counts), else a shared
-        n-gram of its messages."""
+        n-gram of its messages; ``words``: their normalised words, message by message (the stage has them)."""
         if "id" in thread.fields:
             found = self.ids.get(thread.id)
             if found is not None:
                 return Match(found[0], found[1], "id")
-        return self.match_texts([m.text for m in thread.messages if m.text])
+        if words is None:
+            words = [normalize.words(m.text) for m in thread.messages if m.text]
+        return self.match_words(words)
 
 
 def _words_of(texts: list[str]) -> list[str]:

@@ -2,9 +2,11 @@
 order kept.
 
 A thread is compared by its anchor post (the post the post-writing tasks write), normalised like every filter
-(``normalize.words``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). datasketch's
-``MinHash`` gives each post a signature; ``MinHashLSH`` chooses the bands for the Jaccard threshold (see
-``DedupParams.bands``).
+(``normalize.words``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). Each post's
+signature is datasketch's ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32)`` of its shingles (the tests check
+equality on the real sample), computed here for a batch of posts in one numpy pass with datasketch's own
+permutations, where datasketch's ``update_batch`` does small numpy operations for every post; datasketch's
+``MinHashLSH`` chooses the bands for the Jaccard threshold (see ``DedupParams.hashing``).
 
 datasketch's ``MinHashLSH`` keeps a Python dict and a set per band bucket: ~1.4 KB a post with 32
 permutations, over 300 MiB for a 250 k-thread cluster. So the index here is flat numpy: one 32-bit key per band
@@ -20,6 +22,10 @@ datatrove's MinHash dedup); each group keeps its first post in file order, and t
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 
@@ -31,6 +37,8 @@ from instruct.filters import normalize
 # Fixed odd multipliers that fold a band's hash values into one 64-bit key (wrapping arithmetic).
 _FOLD = np.random.default_rng(20260101).integers(1, 2 ** 63, size=256, dtype=np.uint64) | np.uint64(1)
 _MINHASH_SEED = 1
+_BATCH_HASHES = 16_384  # shingle hashes per numpy pass: 16 k x 63 permutations x 4 bytes = 4 MiB
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def shingles(text: str, size: int) -> set[bytes]:
@@ -47,7 +55,24 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
+class Hashing:
+    """datasketch's parameters for the settings, obtained once (``DedupParams.hashing``).
+
+    Args:
+        bands: LSH bands that datasketch's MinHashLSH picks for the threshold.
+        rows: hash values per band.
+        a: the multipliers of datasketch's MinHash permutations (scheme ``affine32``), uint32.
+        b: their offsets, uint32.
+    """
+
+    bands: int
+    rows: int
+    a: np.ndarray
+    b: np.ndarray
+
+
+@dataclass(frozen=True)
 class DedupParams:
     """Args:
         threshold: Jaccard similarity from which two posts are duplicates.
@@ -59,19 +84,85 @@ class DedupParams:
     num_perm: int = 64
     shingle: int = 3
 
-    def bands(self) -> tuple[int, int]:
-        """(bands, rows per band) that datasketch's MinHashLSH picks for the threshold. Its weights lean to
-        recall (a false negative weighs 9 false positives): every candidate pair is verified exactly, so a false
-        positive costs only a re-read. With 64 permutations: 9 bands of 7, a pair at Jaccard 0.8 is a candidate
-        with probability 0.88, at 0.9 with 0.997, at 0.5 with 0.07."""
-        from datasketch import MinHashLSH
+    def hashing(self) -> Hashing:
+        """The bands datasketch's MinHashLSH picks and its MinHash permutations. Its weights lean to recall (a
+        false negative weighs 9 false positives): every candidate pair is verified exactly, so a false positive
+        costs only a re-read. With 64 permutations: 9 bands of 7, a pair at Jaccard 0.8 is a candidate with
+        probability 0.88, at 0.9 with 0.997, at 0.5 with 0.07.
 
-        try:
-            lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, weights=(0.1, 0.9))
-        except ValueError as exc:
-            raise InstructError(f"dedup.threshold={self.threshold} with dedup.num_perm={self.num_perm}: {exc} "
-                                "(lower the threshold or raise num_perm)") from None
-        return lsh.b, lsh.r
+        Asked of datasketch in a short child process (``python -m instruct.filters.dedup``), once per settings
+        and process: datasketch's lsh module imports scipy (~40 MiB), which no process of the run should hold.
+        """
+        key = (self.threshold, self.num_perm)
+        if key not in _ANSWERS:
+            self.ask()
+            child = _ASKED.pop(key)
+            output, errors = child.communicate()
+            if child.returncode != 0 or not output:
+                raise InstructError(f"asking datasketch for the dedup parameters failed (exit {child.returncode}): "
+                                    f"{errors.decode(errors='replace').strip()[-2000:]}")
+            status, payload = pickle.loads(output)
+            if status != "ok":
+                raise InstructError(f"dedup.threshold={self.threshold} with dedup.num_perm={self.num_perm}: "
+                                    f"{payload.strip()[-2000:]} (lower the threshold or raise num_perm)")
+            _ANSWERS[key] = Hashing(*payload)
+        return _ANSWERS[key]
+
+    def answered(self) -> bool:
+        """Whether ``hashing`` would return without waiting for the child."""
+        key = (self.threshold, self.num_perm)
+        return key in _ANSWERS or key not in _ASKED or _ASKED[key].poll() is not None
+
+    def ask(self) -> None:
+        """Start the child that ``hashing`` waits for, so that it runs while the run sets up (the start-up of
+        Python, numpy and datasketch is most of its cost)."""
+        key = (self.threshold, self.num_perm)
+        if key not in _ANSWERS and key not in _ASKED:
+            env = {**os.environ,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+            _ASKED[key] = subprocess.Popen([sys.executable, "-m", "instruct.filters.dedup", repr(self.threshold),
+                                            str(self.num_perm)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           env=env)
+
+
+_ASKED: dict[tuple[float, int], subprocess.Popen] = {}  # (threshold, num_perm) → the child asked
+_ANSWERS: dict[tuple[float, int], Hashing] = {}  # what the children answered, for this process's lifetime
+
+
+def _ask_datasketch(threshold: float, num_perm: int) -> tuple:
+    """The child's answer: ("ok", (bands, rows, a, b)) or ("error", message)."""
+    from datasketch import MinHash, MinHashLSH
+
+    try:
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
+    except ValueError as exc:
+        return "error", str(exc)
+    minhash = MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=zlib.crc32)
+    if minhash.scheme != "affine32" or minhash.permutations.dtype != np.uint32:
+        return "error", f"datasketch's MinHash uses scheme {minhash.scheme!r}; the signatures here follow 'affine32'"
+    a, b = minhash.permutations
+    return "ok", (lsh.b, lsh.r, np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+def _fmix32(hv: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, which datasketch's ``affine32`` scheme applies to each input hash."""
+    hv = hv ^ (hv >> np.uint32(16))
+    hv = hv * np.uint32(0x85EBCA6B)
+    hv = hv ^ (hv >> np.uint32(13))
+    hv = hv * np.uint32(0xC2B2AE35)
+    return hv ^ (hv >> np.uint32(16))
+
+
+def signatures(hashes: np.ndarray, starts: np.ndarray, hashing: Hashing, width: int) -> np.ndarray:
+    """The first ``width`` MinHash values of many posts at once, equal to datasketch's
+    ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32).update_batch(shingles).hashvalues``: every shingle's crc32
+    (``hashes``, post by post; a post starts at each of ``starts``) mixed, permuted (``a * h + b`` modulo 2^32)
+    and the least per post and permutation kept."""
+    # Permutation by permutation (rows), so the reduction runs along contiguous memory: ~4x faster than one
+    # row per shingle. The result is the transposed view, post by post.
+    permuted = hashing.a[:width, None] * _fmix32(hashes)[None, :]
+    permuted += hashing.b[:width, None]
+    return np.minimum.reduceat(permuted, starts, axis=1).T
 
 
 class ClusterIndex:
@@ -80,33 +171,66 @@ class ClusterIndex:
     Args:
         params: the dedup settings.
         capacity: the most posts that will be added (the cluster's selected lines).
+        hashing: datasketch's answer when the caller has it; else ``params.hashing()`` is taken as soon as the
+            child that computes it has answered.
     """
 
-    def __init__(self, params: DedupParams, capacity: int):
-        from datasketch import MinHash
-
+    def __init__(self, params: DedupParams, capacity: int, hashing: Hashing | None = None):
         self.params = params
-        self.b, self.r = params.bands()
-        self._minhash = MinHash(num_perm=params.num_perm, seed=_MINHASH_SEED, hashfunc=zlib.crc32)
+        self.capacity = capacity
+        self.hashing: Hashing | None = None
+        self.b = self.r = 0
         self.lines = np.empty(capacity, dtype=np.int32)
         self.exact = np.empty(capacity, dtype=np.uint64)
-        self.band_keys = np.empty((capacity, self.b), dtype=np.uint32)
+        self.band_keys = np.empty((0, 0), dtype=np.uint32)
         self.count = 0
+        self._hashes: list[int] = []  # shingle crc32s of the posts added since the last flush
+        self._starts: list[int] = []
+        self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, starts) waiting for datasketch's answer
+        self._done = 0  # posts whose band keys are computed
+        if hashing is not None:
+            self._take(hashing)
 
-    def add(self, line: int, text: str) -> None:
-        words = normalize.words(text)
-        grams = _shingles(words, self.params.shingle)
-        if not grams:
-            return
-        minhash = self._minhash
-        minhash.clear()
-        minhash.update_batch(grams)
-        values = minhash.hashvalues[: self.b * self.r].astype(np.uint64).reshape(self.b, self.r)
+    def _take(self, hashing: Hashing) -> None:
+        self.hashing = hashing
+        self.b, self.r = hashing.bands, hashing.rows
+        self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
+
+    def add(self, line: int, words: list[str]) -> None:
+        """Add a post by its normalised words (``normalize.words``; at least one)."""
+        size = self.params.shingle
         at = self.count
         self.lines[at] = line
-        self.band_keys[at] = (values * _FOLD[: self.r]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)
-        self.exact[at] = int.from_bytes(hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest(), "little")
+        joined = " ".join(words).encode()
+        self.exact[at] = int.from_bytes(hashlib.blake2b(joined, digest_size=8).digest(), "little")
+        self._starts.append(len(self._hashes))
+        if len(words) <= size:
+            self._hashes.append(zlib.crc32(joined))
+        else:  # the same bytes as _shingles, built by C loops (zip, map) rather than a comprehension
+            self._hashes.extend(map(zlib.crc32, map(str.encode, map(" ".join, zip(*(words[k:] for k in range(size)))))))
         self.count += 1
+        if len(self._hashes) >= _BATCH_HASHES:
+            self._flush()
+
+    def _flush(self, wait: bool = False) -> None:
+        """Band keys for the posts added so far, a batch at a time in one numpy pass (a signature matrix of at
+        most ~4 MiB). Until the child that asks datasketch has answered (the pass starts while it runs), the
+        batches wait as uint32 arrays; ``wait``: wait for the answer."""
+        if self._starts:
+            self._batches.append((np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp)))
+            self._hashes.clear()
+            self._starts.clear()
+        if self.hashing is None:
+            if not (wait or self.params.answered()):
+                return
+            self._take(self.params.hashing())
+        b, r = self.b, self.r
+        for hashes, starts in self._batches:
+            values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
+            end = self._done + len(starts)
+            self.band_keys[self._done:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
+            self._done = end
+        self._batches.clear()
 
     def duplicates(self, reread) -> dict[int, str]:
         """Line → ``exact`` | ``near`` for every post that repeats an earlier one.
@@ -114,6 +238,7 @@ class ClusterIndex:
         Args:
             reread: called with the sorted line numbers of the near candidates; returns line → post text.
         """
+        self._flush(wait=True)
         n = self.count
         lines, exact = self.lines[:n], self.exact[:n]
         exact_pairs = _pairs(exact)
@@ -159,3 +284,8 @@ def _pairs(keys: np.ndarray) -> set[tuple[int, int]]:
     pairs = set(zip(order[same].tolist(), order[same - 1].tolist()))
     pairs.update(zip(order[same].tolist(), group_first.tolist()))
     return {(later, earlier) for later, earlier in pairs if later != earlier}
+
+
+if __name__ == "__main__":  # the child of DedupParams.hashing: threshold and num_perm in argv, a pickle out
+    sys.stdout.buffer.write(pickle.dumps(_ask_datasketch(float(sys.argv[1]), int(sys.argv[2])),
+                                         protocol=pickle.HIGHEST_PROTOCOL))
