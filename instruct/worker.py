@@ -215,16 +215,11 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed | None, se
         offer.counts.offered += len(context.chunk)
     counts.used += len(context.chunk)
     encoder, budget = setup.encoder, setup.budget
-    if feed is None:
-        for item in chunk:
-            if item is not None:
-                thread, context.split = item
-                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers, budget)
-    else:  # each line joins the feed after it was offered, so the next thread sees it
-        for item in chunk:
-            if item is not None:
-                thread, context.split = item
-                _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers, budget)
+    for item in chunk:
+        if item is not None:
+            thread, context.split = item
+            _offer_thread(thread, context, encoder, counts, draws, writer(context.split), offers, budget)
+        if feed is not None:  # each line joins the feed after it was offered, so the next thread sees it
             feed.append(item)
     setup.progress(len(chunk))
 
