@@ -165,14 +165,6 @@ def test_the_evaluation_files_hash_not_their_path_is_in_the_version_id(tmp_path)
     assert ids[0] == ids[1] != ids[2]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("decontaminate.ngram=0", "decontaminate.ngram=0 must be >= 1"),
-    ("decontaminate.short_words=14", "decontaminate.short_words=14 must be in"),
-])
-def test_bad_values_fail_naming_the_key(tmp_path, override, message):
-    with pytest.raises(InstructError, match=message):
-        generate(compose_config("progress=false", override), tmp_path / "out")
-
 
 def test_decontaminate_blueprint_reads_the_repository_layout(tmp_path, blueprint_eval):
     repo = tmp_path / "BluePrint"

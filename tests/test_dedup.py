@@ -144,20 +144,6 @@ def test_no_two_post_rows_of_the_real_sample_have_near_identical_responses(tmp_p
             assert all(jaccard(a, b) < 0.8 for b in sets[i + 1:])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("dedup.threshold=0", "dedup.threshold=0.0 must be in"),
-    ("dedup.num_perm=2", "dedup.num_perm=2 must be in"),
-    ("dedup.shingle=0", "dedup.shingle=0 must be >= 1"),
-])
-def test_bad_values_fail_naming_the_key(tmp_path, override, message):
-    from conftest import compose_config
-
-    from instruct.errors import InstructError
-    from instruct.pipeline import generate
-
-    with pytest.raises(InstructError, match=message):
-        generate(compose_config("progress=false", override), tmp_path / "out")
-
 
 def test_a_threshold_the_permutations_cannot_band_fails_naming_both_keys(tmp_path, posts):
     from conftest import compose_config

@@ -134,3 +134,18 @@ def test_null_is_accepted_where_the_annotation_allows_it_only(tmp_path):
     OmegaConf.update(cfg, "tasks.next_action.actions", None)
     check_task("tasks.next_action", cfg.tasks.next_action)
     assert "must be an integer >= 2" in fails_check("needle", "max_messages", None)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("decontaminate.ngram=0", "decontaminate.ngram=0 must be >= 1"),
+    ("decontaminate.short_words=14", "decontaminate.short_words=14 must be in"),
+    ("dedup.threshold=0", "dedup.threshold=0.0 must be in"),
+    ("dedup.num_perm=2", "dedup.num_perm=2 must be in"),
+    ("dedup.shingle=0", "dedup.shingle=0 must be >= 1"),
+    ("budget.max_tokens=0", "budget.max_tokens=0 must be >= 1"),
+    ("budget.chars_per_token=0", "budget.chars_per_token=0.0 must be > 0"),
+    ("tasks.needle.max_tokens=0", "tasks.needle.max_tokens=0 must be an integer >= 1"),
+])
+def test_a_bad_filter_value_fails_naming_the_key(tmp_path, override, message):
+    with pytest.raises(InstructError, match=message):
+        generate(compose_config("progress=false", override), tmp_path / "out")
