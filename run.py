@@ -64,6 +64,19 @@ def resumed_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
 # leave it unset (tests/test_config.py::test_only_a_preset_or_a_hydra_override_sets_the_run_mode).
 _MODE_OVERRIDES = ("preset", "hydra")
 _CONFIG_OPTIONS = ("-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir")
+_PRESETS = Path(__file__).resolve().parent / "conf" / "preset"
+
+
+def _may_set_mode(override: str) -> bool:
+    """Whether an override could set ``hydra.mode``: any ``hydra…`` one, and a ``preset…`` one unless it names
+    one of our presets whose file sets no mode (only a preset or hydra file may, which a test checks)."""
+    key, _, value = override.lstrip("+~").partition("=")
+    if not key.startswith(_MODE_OVERRIDES):
+        return False
+    if key != "preset" or not value.isidentifier():  # hydra.…, preset@…, a sweep of presets
+        return True
+    preset = _PRESETS / f"{value}.yaml"
+    return not preset.is_file() or "mode:" in preset.read_text(encoding="utf-8")
 
 
 def compose_once() -> None:
@@ -77,7 +90,7 @@ def compose_once() -> None:
     hydras_get_mode = Hydra.get_mode
 
     def get_mode(self, config_name, overrides):
-        if (any(override.lstrip("+~").startswith(_MODE_OVERRIDES) for override in overrides)
+        if (any(_may_set_mode(override) for override in overrides)
                 or any(arg.split("=")[0] in _CONFIG_OPTIONS for arg in sys.argv[1:])):
             return hydras_get_mode(self, config_name=config_name, overrides=overrides)
         return None

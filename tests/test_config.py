@@ -118,8 +118,9 @@ def test_help_lists_groups_options_and_examples():
 
 
 def test_only_a_preset_or_a_hydra_override_sets_the_run_mode():
-    """run.py skips Hydra's first compose (read only for hydra.mode) unless an override of `preset…` or
-    `hydra…` could set the mode: so no other config file may set it, and the defaults leave it unset."""
+    """run.py skips Hydra's first compose (read only for hydra.mode) unless an override of `hydra…`, or of
+    `preset` naming a preset whose file sets a mode, could set it: so no other config file may set it (a
+    preset's defaults list included), and the defaults leave it unset."""
     setters = [path.relative_to(CONF) for path in CONF.rglob("*.yaml")
                if "mode:" in path.read_text() and path.parts[len(CONF.parts)] not in ("preset", "hydra")]
     assert setters == []
@@ -132,7 +133,11 @@ def test_only_a_preset_or_a_hydra_override_sets_the_run_mode():
 @pytest.mark.parametrize("overrides, argv, composes", [
     (["workers=2", "tasks=all"], [], False),
     (["preset=dolly_sweep"], [], True),
-    (["+preset=paper"], [], True),
+    (["+preset=dolly_sweep"], [], True),
+    (["preset=paper", "workers=2"], [], False),
+    (["+preset=smoke"], [], False),
+    (["preset=smoke,dolly_sweep"], [], True),
+    (["preset=not_ours"], [], True),
     (["hydra.mode=MULTIRUN"], [], True),
     (["workers=2"], ["--config-dir=/elsewhere"], True),
 ])

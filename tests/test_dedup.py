@@ -50,7 +50,7 @@ def posts() -> list[str]:
 def _filter(path: Path, params=DedupParams()):
     """The removed line numbers and the stage's result for one cluster file, every line selected."""
     cluster = scan(path)
-    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64), None))
+    result = filter_cluster((FilterStage(None, params), cluster, np.arange(cluster.lines, dtype=np.int64)))
     return result.dropped.tolist(), result
 
 
@@ -145,7 +145,7 @@ def test_no_two_post_rows_of_the_real_sample_have_near_identical_responses(tmp_p
 
 
 
-def test_a_threshold_the_permutations_cannot_band_fails_naming_both_keys(tmp_path, posts):
+def test_a_threshold_the_permutations_cannot_band_fails_naming_both_keys_before_any_folder(tmp_path, posts):
     from conftest import compose_config
 
     from instruct.errors import InstructError
@@ -155,3 +155,38 @@ def test_a_threshold_the_permutations_cannot_band_fails_naming_both_keys(tmp_pat
     _cluster(folder, posts[:50])
     with pytest.raises(InstructError, match=r"dedup.threshold=0.99 with dedup.num_perm=64: .*too small"):
         generate(compose_config("progress=false", f"source.path={folder}", "dedup.threshold=0.99"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_datasketchs_answer_is_kept_for_later_runs_and_a_damaged_copy_is_asked_again(tmp_path, monkeypatch):
+    """The child that asks datasketch runs once per settings and datasketch version; later runs read its answer
+    from the cache folder (the same values), and a cut file is not trusted."""
+    from datasketch import MinHash, MinHashLSH
+
+    from instruct.filters import dedup
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    params = DedupParams(threshold=0.7, num_perm=32)
+
+    def fresh_process():  # what a new run starts with: nothing answered
+        monkeypatch.setattr(dedup, "_ANSWERS", {})
+
+    fresh_process()
+    first = params.hashing()
+    assert params.answer_cache().parent == tmp_path / "instruct" and params.answer_cache().is_file()
+    lsh = MinHashLSH(threshold=0.7, num_perm=32, weights=(0.1, 0.9))
+    a, b = MinHash(num_perm=32, seed=1).permutations
+    assert (first.bands, first.rows) == (lsh.b, lsh.r)
+
+    fresh_process()
+    monkeypatch.setattr(DedupParams, "_ask_child", lambda self: pytest.fail("asked datasketch again"))
+    kept = params.hashing()  # no child: the kept answer is used
+    assert (kept.bands, kept.rows) == (lsh.b, lsh.r) and kept.a.dtype == np.uint32
+    assert np.array_equal(kept.a, a) and np.array_equal(kept.b, b)
+
+    params.answer_cache().write_bytes(params.answer_cache().read_bytes()[:40])
+    monkeypatch.undo()  # the child may be asked again, and the cache folder is the test's
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh_process()
+    again = params.hashing()  # asked again, and kept again
+    assert np.array_equal(again.a, a) and dedup._recall(params.answer_cache()) is not None

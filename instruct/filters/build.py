@@ -45,8 +45,6 @@ class Filters:
                           if decontaminate.paths else None)
         dedup = (DedupParams(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.shingle)
                  if cfg.dedup.enabled else None)
-        if dedup is not None:
-            dedup.ask()  # datasketch's parameters, computed in a child while the run sets up
         counter = TokenCounter(cfg.budget.tokenizer, cfg.budget.chars_per_token)
         for task in tasks:  # tasks that size what they build to a token budget (needle)
             if getattr(task, "max_tokens", None) is not None:

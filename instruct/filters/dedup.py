@@ -22,14 +22,17 @@ datatrove's MinHash dedup); each group keeps its first post in file order, and t
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import pickle
 import subprocess
 import sys
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import orjson
 
 from instruct.errors import InstructError
 from instruct.filters import normalize
@@ -91,42 +94,71 @@ class DedupParams:
         probability 0.88, at 0.9 with 0.997, at 0.5 with 0.07.
 
         Asked of datasketch in a short child process (``python -m instruct.filters.dedup``), once per settings
-        and process: datasketch's lsh module imports scipy (~40 MiB), which no process of the run should hold.
+        and installed datasketch: datasketch's lsh module imports scipy (~40 MiB), which no process of the run
+        should hold, and the child's start-up costs more CPU than a small run. The answer is kept in the user's
+        cache folder (``answer_cache``), keyed by datasketch's version and the settings, and read from there by
+        later runs.
         """
         key = (self.threshold, self.num_perm)
         if key not in _ANSWERS:
-            self.ask()
-            child = _ASKED.pop(key)
-            output, errors = child.communicate()
-            if child.returncode != 0 or not output:
-                raise InstructError(f"asking datasketch for the dedup parameters failed (exit {child.returncode}): "
-                                    f"{errors.decode(errors='replace').strip()[-2000:]}")
-            status, payload = pickle.loads(output)
-            if status != "ok":
-                raise InstructError(f"dedup.threshold={self.threshold} with dedup.num_perm={self.num_perm}: "
-                                    f"{payload.strip()[-2000:]} (lower the threshold or raise num_perm)")
-            _ANSWERS[key] = Hashing(*payload)
+            _ANSWERS[key] = _recall(self.answer_cache()) or self._ask_child()
         return _ANSWERS[key]
 
-    def answered(self) -> bool:
-        """Whether ``hashing`` would return without waiting for the child."""
-        key = (self.threshold, self.num_perm)
-        return key in _ANSWERS or key not in _ASKED or _ASKED[key].poll() is not None
+    def _ask_child(self) -> Hashing:
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+        child = subprocess.run([sys.executable, "-m", "instruct.filters.dedup", repr(self.threshold),
+                                str(self.num_perm)], capture_output=True, env=env)
+        if child.returncode != 0 or not child.stdout:
+            raise InstructError(f"asking datasketch for the dedup parameters failed (exit {child.returncode}): "
+                                f"{child.stderr.decode(errors='replace').strip()[-2000:]}")
+        status, payload = pickle.loads(child.stdout)
+        if status != "ok":
+            raise InstructError(f"dedup.threshold={self.threshold} with dedup.num_perm={self.num_perm}: "
+                                f"{payload.strip()[-2000:]} (lower the threshold or raise num_perm)")
+        hashing = Hashing(*payload)
+        _remember(self.answer_cache(), hashing)
+        return hashing
 
-    def ask(self) -> None:
-        """Start the child that ``hashing`` waits for, so that it runs while the run sets up (the start-up of
-        Python, numpy and datasketch is most of its cost)."""
-        key = (self.threshold, self.num_perm)
-        if key not in _ANSWERS and key not in _ASKED:
-            env = {**os.environ,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-            _ASKED[key] = subprocess.Popen([sys.executable, "-m", "instruct.filters.dedup", repr(self.threshold),
-                                            str(self.num_perm)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           env=env)
+    def answer_cache(self) -> Path | None:
+        """Where datasketch's answer for these settings is kept: ``$XDG_CACHE_HOME/instruct`` (else
+        ``~/.cache/instruct``), one file per datasketch version and settings. None without datasketch."""
+        try:
+            version = importlib.metadata.version("datasketch")
+        except importlib.metadata.PackageNotFoundError:
+            return None  # the child then fails, saying so
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "instruct"
+        return root / f"datasketch-{version}-lsh-{self.threshold!r}-{self.num_perm}-seed{_MINHASH_SEED}.json"
 
 
-_ASKED: dict[tuple[float, int], subprocess.Popen] = {}  # (threshold, num_perm) → the child asked
-_ANSWERS: dict[tuple[float, int], Hashing] = {}  # what the children answered, for this process's lifetime
+_ANSWERS: dict[tuple[float, int], Hashing] = {}  # (threshold, num_perm) → datasketch's answer, for this process
+
+
+def _recall(path: Path | None) -> Hashing | None:
+    """The answer kept at ``path``, or None when there is none or it cannot be read (it is then asked again)."""
+    if path is None:
+        return None
+    try:
+        kept = orjson.loads(path.read_bytes())
+        hashing = Hashing(kept["bands"], kept["rows"], np.array(kept["a"], dtype=np.uint32),
+                          np.array(kept["b"], dtype=np.uint32))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError):
+        return None  # no file, or a cut or foreign one: the child answers, and the file is written again
+    return hashing if isinstance(hashing.bands, int) and isinstance(hashing.rows, int) else None
+
+
+def _remember(path: Path | None, hashing: Hashing) -> None:
+    """Keep an answer for later runs; a cache folder that cannot be written only costs them the child."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(orjson.dumps({"bands": hashing.bands, "rows": hashing.rows,
+                                          "a": hashing.a.tolist(), "b": hashing.b.tolist()}))
+        partial.replace(path)  # atomic: a run reading it sees the whole answer or none
+    except OSError:
+        pass
 
 
 def _ask_datasketch(threshold: float, num_perm: int) -> tuple:
@@ -171,30 +203,20 @@ class ClusterIndex:
     Args:
         params: the dedup settings.
         capacity: the most posts that will be added (the cluster's selected lines).
-        hashing: datasketch's answer when the caller has it; else ``params.hashing()`` is taken as soon as the
-            child that computes it has answered.
+        hashing: datasketch's answer for the settings (``params.hashing()``).
     """
 
-    def __init__(self, params: DedupParams, capacity: int, hashing: Hashing | None = None):
+    def __init__(self, params: DedupParams, capacity: int, hashing: Hashing):
         self.params = params
-        self.capacity = capacity
-        self.hashing: Hashing | None = None
-        self.b = self.r = 0
+        self.hashing = hashing
+        self.b, self.r = hashing.bands, hashing.rows
         self.lines = np.empty(capacity, dtype=np.int32)
         self.exact = np.empty(capacity, dtype=np.uint64)
-        self.band_keys = np.empty((0, 0), dtype=np.uint32)
+        self.band_keys = np.empty((capacity, self.b), dtype=np.uint32)
         self.count = 0
         self._hashes: list[int] = []  # shingle crc32s of the posts added since the last flush
         self._starts: list[int] = []
-        self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, starts) waiting for datasketch's answer
         self._done = 0  # posts whose band keys are computed
-        if hashing is not None:
-            self._take(hashing)
-
-    def _take(self, hashing: Hashing) -> None:
-        self.hashing = hashing
-        self.b, self.r = hashing.bands, hashing.rows
-        self.band_keys = np.empty((self.capacity, self.b), dtype=np.uint32)
 
     def add(self, line: int, words: list[str]) -> None:
         """Add a post by its normalised words (``normalize.words``; at least one)."""
@@ -212,25 +234,19 @@ class ClusterIndex:
         if len(self._hashes) >= _BATCH_HASHES:
             self._flush()
 
-    def _flush(self, wait: bool = False) -> None:
-        """Band keys for the posts added so far, a batch at a time in one numpy pass (a signature matrix of at
-        most ~4 MiB). Until the child that asks datasketch has answered (the pass starts while it runs), the
-        batches wait as uint32 arrays; ``wait``: wait for the answer."""
-        if self._starts:
-            self._batches.append((np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp)))
-            self._hashes.clear()
-            self._starts.clear()
-        if self.hashing is None:
-            if not (wait or self.params.answered()):
-                return
-            self._take(self.params.hashing())
+    def _flush(self) -> None:
+        """Band keys for the posts added since the last flush, in one numpy pass (a signature matrix of at
+        most ~4 MiB)."""
+        if not self._starts:
+            return
+        hashes, starts = np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp)
+        self._hashes.clear()
+        self._starts.clear()
         b, r = self.b, self.r
-        for hashes, starts in self._batches:
-            values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
-            end = self._done + len(starts)
-            self.band_keys[self._done:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
-            self._done = end
-        self._batches.clear()
+        values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
+        end = self._done + len(starts)
+        self.band_keys[self._done:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
+        self._done = end
 
     def duplicates(self, reread) -> dict[int, str]:
         """Line → ``exact`` | ``near`` for every post that repeats an earlier one.
@@ -238,7 +254,7 @@ class ClusterIndex:
         Args:
             reread: called with the sorted line numbers of the near candidates; returns line → post text.
         """
-        self._flush(wait=True)
+        self._flush()
         n = self.count
         lines, exact = self.lines[:n], self.exact[:n]
         exact_pairs = _pairs(exact)

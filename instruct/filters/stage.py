@@ -7,8 +7,8 @@ statistic. Because the pass sees a whole cluster in file order, a duplicate of a
 found whatever the sharding and the number of workers.
 
 No process of the run imports datasketch (whose lsh module imports scipy, ~40 MiB): dedup.py asks it for its
-parameters in a short child once and computes the signatures itself with numpy, a batch of posts at a time, so
-the passes run on the run's own executor, a cluster a job.
+parameters in a short child once (and keeps the answer in the user's cache folder) and computes the signatures
+itself with numpy, a batch of posts at a time, so the passes run on the run's own executor, a cluster a job.
 """
 
 from __future__ import annotations
@@ -35,10 +35,16 @@ class FilterStage:
     Args:
         decontaminator: the evaluation index, or None.
         dedup: the near-duplicate settings, or None (off).
+        hashing: datasketch's answer for ``dedup`` (``DedupParams.hashing``), asked when the stage is made, so
+            settings it cannot band fail before the run folder exists.
     """
 
     decontaminator: Decontaminator | None = None
     dedup: DedupParams | None = None
+    hashing: Hashing | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.hashing = self.dedup.hashing() if self.dedup is not None else None
 
     @property
     def active(self) -> bool:
@@ -67,13 +73,12 @@ class ClusterFiltered:
         return np.setdiff1d(selected, self.dropped, assume_unique=True) if len(self.dropped) else selected
 
 
-def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray, Hashing | None]) -> ClusterFiltered:
-    """The stage's pass over one cluster's selected lines (in file order); the job's last item is datasketch's
-    answer (``DedupParams.hashing``) when the caller has it."""
-    stage, cluster, selected, hashing = job
+def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterFiltered:
+    """The stage's pass over one cluster's selected lines (in file order)."""
+    stage, cluster, selected = job
     result = ClusterFiltered()
     dropped: dict[int, str] = {}
-    index = ClusterIndex(stage.dedup, len(selected), hashing) if stage.dedup is not None else None
+    index = ClusterIndex(stage.dedup, len(selected), stage.hashing) if stage.dedup is not None else None
     decontaminator = stage.decontaminator
     block_lines = max(len(selected), 1) if cluster.compressed else _BLOCK_LINES  # a gzip stream is read once
     for block in range(0, len(selected), block_lines):  # line numbers as Python ints, a block at a time
@@ -102,7 +107,7 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray, Hashing | No
     if index is not None:
         for line, reason in index.duplicates(lambda lines: _anchor_texts(cluster, lines)).items():
             dropped[line] = f"{DUPLICATE}: {reason}"
-        result.bands = (index.b, index.r)  # known once datasketch has answered (duplicates waits for it)
+        result.bands = (index.b, index.r)
     result.dropped = np.array(sorted(dropped), dtype=np.int64)
     result.reasons = Counter(dropped.values())
     return result
@@ -117,11 +122,7 @@ def _anchor_texts(cluster: ClusterFile, lines: list[int]) -> dict[int, str]:
 
 def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray],
               executor) -> list[ClusterFiltered]:
-    """The stage's result for every cluster, in order, one cluster a job on the run's executor (its workers
-    were forked before any datasketch import, so they hold no scipy either). Pool workers get datasketch's
-    answer with the job; in this process the pass starts before it arrives."""
+    """The stage's result for every cluster, in order, one cluster a job on the run's executor."""
     if not stage.active:
         return [ClusterFiltered() for _ in clusters]
-    hashing = stage.dedup.hashing() if stage.dedup is not None and executor.workers > 1 else None
-    return executor.map(filter_cluster, [(stage, cluster, selected, hashing)
-                                         for cluster, selected in zip(clusters, selections)])
+    return executor.map(filter_cluster, [(stage, cluster, selected) for cluster, selected in zip(clusters, selections)])
