@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-_NOT_LOOKED_UP = ...  # Thread._anchor before anchor_post ran (Ellipsis: a singleton that survives pickling)
+NOT_LOOKED_UP = ...  # a Thread's remembered lookups before they ran (Ellipsis: a singleton that survives pickling)
 
 # Every action key either BluePrint shape can carry. The released files use `post`/`reply`; the
 # intermediate (raw) files use `ignore`/`profile_update` instead. Order is the release's, then the rest.
@@ -63,8 +63,11 @@ class Thread:
     line: int
     messages: tuple[Message, ...]
     fields: dict = field(default_factory=dict, compare=False)
-    _anchor: Message | None = field(default=_NOT_LOOKED_UP, init=False, repr=False, compare=False)
+    _anchor: Message | None = field(default=NOT_LOOKED_UP, init=False, repr=False, compare=False)
     raw_shape: bool = field(default=False, compare=False)
+    # The anchor post's word analysis (text.PostWords, or None without an anchor), kept by
+    # tasks.base.anchor_post_words: every post task asks for it when the thread is offered and again to build.
+    anchor_words: object = field(default=NOT_LOOKED_UP, init=False, repr=False, compare=False)
 
     def action_keys(self) -> tuple[str, ...]:
         """The keys of this record's shape's `actions` object."""
@@ -80,7 +83,7 @@ class Thread:
         preset=paper), and remembering it is cheaper than walking the messages again.
         """
         anchor = self._anchor
-        if anchor is _NOT_LOOKED_UP:
+        if anchor is NOT_LOOKED_UP:
             anchor = None
             for message in reversed(self.messages):
                 if message.text:

@@ -47,6 +47,13 @@ def zipf(lowered: str) -> float:
     return _ZIPF.get(lowered, RARE_ZIPF)
 
 
+@lru_cache(maxsize=8)
+def filler_words(max_zipf: float) -> frozenset[str]:
+    """The lowercased words at or above ``max_zipf`` in general English (``max_zipf`` > RARE_ZIPF): the filler
+    a task never names. A set, so a post's words are checked against it in one call, not a lookup each."""
+    return frozenset(word for word, value in _ZIPF.items() if value >= max_zipf)
+
+
 def zipfs(lowered: Iterable[str]) -> list[float]:
     """``zipf`` of each of already lowercased words."""
     return [_ZIPF.get(word, RARE_ZIPF) for word in lowered]
@@ -223,12 +230,15 @@ class ClusterStats:
         self._idf = _IdfTable(self.doc_freq, self.documents)
 
     def add(self, text: str) -> None:
+        # Not through the post_words cache: a statistics sample would only push out the posts being offered.
+        self.add_post(PostWords(text))
+
+    def add_post(self, analysis: PostWords) -> None:
+        """Count a post by its word analysis (a worker keeps it on the thread, which it offers later)."""
         self.documents += 1
         self._idf.clear()  # every idf changes with the document count
         self._idf.documents = self.documents
-        # Not through the post_words cache: a statistics sample would only push out the posts being offered.
-        # (Counted from the keys view: a dict itself would be taken for word -> count.)
-        self.doc_freq.update(_content_words(text.split()).keys())
+        self.doc_freq.update(analysis.content_lower)
 
     def idf(self, word: str) -> float:
         """Smoothed inverse document frequency: rare words score high, unseen words highest."""

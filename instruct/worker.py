@@ -24,7 +24,7 @@ from instruct.records import Thread
 from instruct.responders.pending import defer
 from instruct.seeding import CHUNK, Draws, rng_for, unit_interval
 from instruct.tasks.base import Task, TaskContext
-from instruct.text import ClusterStats
+from instruct.text import ClusterStats, PostWords
 
 TRAIN, VALIDATION = "train", "validation"
 _BUFFER = 1 << 20  # part files are written in large blocks
@@ -97,8 +97,9 @@ def _cluster_stats(shard: Shard, needed: bool) -> tuple[ClusterStats, dict[int, 
         if first <= line < shard.end:
             parsed[line] = thread
         post = thread.anchor_post()
-        if post is not None:
-            stats.add(post.text)
+        if post is not None:  # the analysis stays on the thread for the tasks it is offered to
+            thread.anchor_words = analysis = PostWords(post.text)
+            stats.add_post(analysis)
     return stats, parsed
 
 

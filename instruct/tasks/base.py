@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
 from instruct.feed import Feed
-from instruct.records import Row, Thread, row_meta
+from instruct.records import NOT_LOOKED_UP, Row, Thread, row_meta
 from instruct.seeding import Draws
 from instruct.templates import Slots, Template, TemplateSet
 from instruct.text import ClusterStats, PostWords, post_words
@@ -49,10 +49,12 @@ def anchor_post_words(thread: Thread, min_words: int) -> PostWords | str:
     """The words of the post a post-writing task writes from (the thread's anchor post), or why such a task
     cannot use the thread: it has no text message, or its post is too short. (One call for a task that checks
     the words further, instead of looking the post up again after post_decline_reason.)"""
-    post = thread.anchor_post()
-    if post is None:
+    analysis = thread.anchor_words
+    if analysis is NOT_LOOKED_UP:  # the first task to ask this thread
+        post = thread.anchor_post()
+        analysis = thread.anchor_words = post_words(post.text) if post is not None else None
+    if analysis is None:
         return "no text message"
-    analysis = post_words(post.text)
     if analysis.count < min_words:
         return f"post shorter than {min_words} words"
     return analysis

@@ -11,9 +11,8 @@ import re
 
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
-from instruct.tasks.base import Task, TaskContext, post_decline_reason
+from instruct.tasks.base import Task, TaskContext, anchor_post_words, post_decline_reason
 from instruct.templates import Slots
-from instruct.text import post_words
 
 _SENTENCE_END = re.compile(r"[.!?…]['\"’”)\]]*$")
 
@@ -50,7 +49,7 @@ class CompletionTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        split_word = draws.between(self.min_side, post_words(text).count - self.min_side)
+        split_word = draws.between(self.min_side, anchor_post_words(thread, self.min_words).count - self.min_side)
         # Cut on the original string so line breaks inside the post survive on either side: what follows the
         # first split_word words, as split() leaves it, is the post from the start of word split_word on.
         rest = text.split(maxsplit=split_word)[split_word]

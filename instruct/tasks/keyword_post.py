@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from bisect import bisect
-from itertools import accumulate
+from itertools import accumulate, compress
 from typing import Sequence, TypeVar
 
 from instruct.records import Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import post_words, zipfs
+from instruct.text import PostWords, filler_words, post_words
 
 T = TypeVar("T")
 
@@ -67,16 +67,20 @@ class KeywordPostTask(Task):
         self.max_keywords = max_keywords
         self.max_zipf = max_zipf
         self.min_words = min_words
+        self._filler = filler_words(max_zipf)
 
     def candidates(self, text: str) -> tuple[list[str], list[str]]:
         """The post's keyword candidates as written (case-normalised) and lowercased."""
-        analysis = post_words(text)
+        written, lowered = self._candidates(post_words(text))
+        return list(written), list(lowered)
+
+    def _candidates(self, analysis: PostWords) -> tuple[tuple[str, ...], tuple[str, ...]]:
         written, lowered = analysis.content, analysis.content_lower
-        keep = [value < self.max_zipf for value in zipfs(lowered)]
-        if all(keep):  # most posts: no filler among their content words
-            return list(written), list(lowered)
-        return ([word for word, kept in zip(written, keep) if kept],
-                [word for word, kept in zip(lowered, keep) if kept])
+        filler = self._filler
+        if filler.isdisjoint(lowered):  # most posts: no filler among their content words
+            return written, lowered
+        kept = [word not in filler for word in lowered]
+        return tuple(compress(written, kept)), tuple(compress(lowered, kept))
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         analysis = anchor_post_words(thread, self.min_words)
@@ -86,7 +90,7 @@ class KeywordPostTask(Task):
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         text = thread.anchor_post().text
-        candidates, lowered = self.candidates(text)
+        candidates, lowered = self._candidates(anchor_post_words(thread, self.min_words))
         if not candidates:
             return "only filler words"
         count = draws.between(1, min(self.max_keywords, len(candidates)))
