@@ -50,6 +50,7 @@ import equal_work
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+EVAL_SAMPLE = ROOT.parent / "shared" / "data" / "blueprint-eval-sample"
 CORPUS_SEED = 20240601
 MIB = 1024 * 1024
 
@@ -435,8 +436,14 @@ def main() -> None:
                              "section (see scripts/equal_work.py)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the equal-work section")
     parser.add_argument("--variant", action="append", default=[], metavar="'LABEL=OVERRIDE …'",
-                        help="another of our configurations in the equal-work section (repeatable), e.g. "
-                             "--variant 'every filter on=filters=all'")
+                        help="another of our configurations in the equal-work section (repeatable; added to the "
+                             "base variant's overrides), e.g. --variant 'no chart=card.chart=false'")
+    parser.add_argument("--filters", action="store_true",
+                        help="the equal-work section also runs every filter off, each filter added to the base, and "
+                             "every filter on (decontamination against ../shared/data/blueprint-eval-sample or "
+                             "--eval-files)")
+    parser.add_argument("--eval-files", default=None,
+                        help="comma-separated evaluation files for --filters' decontamination")
     parser.add_argument("--compare-root", type=Path, default=None,
                         help="another checkout (e.g. main's code): its run.py runs the base variant too")
     parser.add_argument("--equal-work-only", action="store_true", help="skip the scale table")
@@ -477,6 +484,13 @@ def _equal_work_section(args, released: list[Path], workers: list[int]) -> None:
     corpus = equal_work.build_raw_corpus(released, args.work / "corpus" / f"{released[0].parent.name}-raw")
     dolly = equal_work.build_dolly(SAMPLE / "dolly.jsonl", args.work / "dolly-15k.jsonl")
     extra = [equal_work.parse_variant(text) for text in args.variant]
+    if args.filters:
+        eval_files = ([Path(p).resolve() for p in args.eval_files.split(",")] if args.eval_files
+                      else [EVAL_SAMPLE / "batchinput.jsonl", EVAL_SAMPLE / "solutions.json"])
+        missing = [str(p) for p in eval_files if not p.is_file()]
+        if missing:
+            raise SystemExit(f"--filters: no evaluation file {', '.join(missing)} (pass --eval-files)")
+        extra.extend(equal_work.filter_variants(eval_files))
     if args.compare_root is not None:
         extra.append(equal_work.Variant(f"{equal_work.BASE_LABEL} @{args.compare_root.name}",
                                         list(equal_work.BASE_OVERRIDES), args.compare_root.resolve()))

@@ -12,8 +12,10 @@ alike), and every ratio is the median of the per-round ratios. CPU is ``getrusag
 of the whole process tree of one run (pool workers included), so other work on a shared machine inflates it
 far less than wall time.
 
-More of our runs can be added to the comparison (e.g. "with every filter on"): ``Variant(label, overrides)``,
-or ``--variant 'LABEL=OVERRIDE OVERRIDE …'`` on the command line; each is also shown against the base variant.
+More of our runs can be added to the comparison: ``Variant(label, overrides)``, or ``--variant 'LABEL=OVERRIDE
+OVERRIDE …'`` on the command line (its overrides are added to the base variant's); each is also shown against
+the base variant. ``filter_variants`` are the filters' runs (``--filters``): every filter off, each filter on its
+own beside the default dedup, and every filter on, so the report gives the cost of each.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +64,28 @@ def base_variants(extra: list[Variant] = ()) -> list[Variant]:
 
 
 def parse_variant(text: str) -> Variant:
-    """``'LABEL=key=value key=value'`` → Variant(LABEL, [key=value, …]) (the label ends at the first '=')."""
+    """``'LABEL=key=value key=value'`` → Variant(LABEL, [base overrides…, key=value, …]) (the label ends at the
+    first '=')."""
     label, _, overrides = text.partition("=")
     if not label or not overrides:
         raise SystemExit(f"--variant wants 'LABEL=OVERRIDE …', got {text!r}")
-    return Variant(label.strip(), overrides.split())
+    return Variant(label.strip(), [*BASE_OVERRIDES, *overrides.split()])
+
+
+FILTERS_OFF = "filters off (dedup=none)"
+EVERY_FILTER = "every filter on"
+BUDGET = "budget.max_tokens=4096"
+
+
+def filter_variants(eval_files: list[Path]) -> list[Variant]:
+    """The base variant (dedup, the default) with every filter off, with decontamination against ``eval_files``
+    added, with a token budget added, and with both: the cost of each filter is its run against the base (dedup's,
+    the base against the first)."""
+    decontaminate = "decontaminate.paths=[" + ",".join(str(path) for path in eval_files) + "]"
+    return [Variant(FILTERS_OFF, [*BASE_OVERRIDES, "dedup=none"]),
+            Variant("+ decontaminate (eval sample)", [*BASE_OVERRIDES, decontaminate]),
+            Variant(f"+ {BUDGET}", [*BASE_OVERRIDES, BUDGET]),
+            Variant(EVERY_FILTER, [*BASE_OVERRIDES, decontaminate, BUDGET])]
 
 
 # --- the inputs both tools read ------------------------------------------------------------------------------
@@ -245,8 +263,14 @@ def report(series: list[Series], rounds: int, base_label: str = BASE_LABEL) -> l
         if s.variant.root is not None:  # another checkout's code: a before/after, no target
             lines.append(f"      this checkout against {s.label}, workers={s.workers}: CPU per row "
                          f"{1 / ratio:.2f}x, wall {1 / wall:.2f}x")
-        else:
+        elif s.label == FILTERS_OFF:  # what the default dedup costs: the base against this
+            lines.append(f"      dedup (in the base), workers={s.workers}: {1 / ratio:.2f}x the CPU per row of "
+                         f"every filter off, wall {1 / wall:.2f}x")
+        elif s.label == EVERY_FILTER:
             verdict = "met" if ratio <= 1 + TARGET_VARIANT_EXTRA else "NOT met"
             lines.append(f"[{verdict}] {s.label}, workers={s.workers}: {ratio:.2f}x the base variant's CPU per row, "
                          f"wall {wall:.2f}x (target <= {1 + TARGET_VARIANT_EXTRA:.2f})")
+        else:
+            lines.append(f"      {s.label}, workers={s.workers}: {ratio:.2f}x the base variant's CPU per row, "
+                         f"wall {wall:.2f}x")
     return lines
