@@ -6,6 +6,7 @@ import math
 import re
 from collections import Counter
 from functools import lru_cache
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -132,11 +133,12 @@ def post_words(text: str) -> PostWords:
 def _content_words(tokens: list[str]) -> dict[str, str]:
     """Lowercased content word -> its first spelling, in order of first use, from a text's whitespace tokens
     (word tokens never span whitespace, nor do handles and links, so each token can be read on its own)."""
-    first: dict[str, str] = {}
-    for pairs in map(_TOKEN_CONTENT_WORDS.__getitem__, tokens):
+    pairs = list(chain.from_iterable(map(_TOKEN_CONTENT_WORDS.__getitem__, tokens)))
+    first = dict(pairs)  # keys in order of first use, built in C; a repeated word keeps its last spelling …
+    if len(first) < len(pairs):  # … so a post that repeats a word is read again for the first spelling
+        first = {}
         for lower, word in pairs:
-            if lower not in first:
-                first[lower] = word
+            first.setdefault(lower, word)
     return first
 
 
