@@ -47,7 +47,6 @@ _BATCH_HASHES = 16_384  # shingle hashes per numpy pass: 16 k x 63 permutations 
 _MASK64 = 2 ** 64 - 1
 _BASE = 0x9E3779B97F4A7C15 | 5  # the polynomial hash's base: odd (invertible modulo 2^64), 5 modulo 8 (long period)
 _INVERSE = pow(_BASE, -1, 2 ** 64)
-_POWERS = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]  # _BASE's and _INVERSE's, grown on demand
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -217,10 +216,14 @@ def _fmix64(hv: np.ndarray) -> np.ndarray:
 
 
 def _powers(base: int, n: int) -> np.ndarray:
-    """base^0 … base^(n-1) modulo 2^64."""
-    powers = np.full(n, base, dtype=np.uint64)
-    powers[0] = 1
-    return np.multiply.accumulate(powers)
+    """base^0 … base^(n-1) modulo 2^64, by doubling (whole-array products; an accumulate runs element by
+    element)."""
+    powers = np.ones(max(n, 1), dtype=np.uint64)
+    step, factor = 1, base
+    while step < n:
+        powers[step:2 * step] = powers[:min(step, n - step)] * np.uint64(factor)
+        step, factor = 2 * step, factor * factor & _MASK64
+    return powers[:n]
 
 
 def _post_hashes(posts: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -249,11 +252,9 @@ def _post_hashes(posts: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray,
     starts = np.cumsum(counts) - counts
     first = np.arange(int(counts.sum())) - np.repeat(starts - first_word, counts)  # each shingle's first word
     last = first + np.repeat(np.minimum(words, size) - 1, counts)
-    if len(_POWERS[0]) <= total:
-        _POWERS[:] = [_powers(_BASE, 2 * total), _powers(_INVERSE, 2 * total)]
-    power, inverse = _POWERS
+    power = _powers(_BASE, total)  # per batch, not kept: a few MiB held for the rest of the run would raise its peak
     prefix = np.zeros(total + 1, dtype=np.uint64)
-    np.cumsum(data * inverse[:total], out=prefix[1:])
+    np.cumsum(data * _powers(_INVERSE, total), out=prefix[1:])
 
     def spans(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
         return power[end - begin] + power[end - 1] * (prefix[end] - prefix[begin])
