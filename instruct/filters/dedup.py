@@ -226,14 +226,29 @@ def _powers(base: int, n: int) -> np.ndarray:
     return powers[:n]
 
 
-def _post_hashes(posts: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Powers:
+    """The polynomial base's powers and its inverse's, modulo 2^64, as long as the largest batch so far needs.
+    An index holds one for its cluster's pass (a few MiB), so they are made once per cluster, not per batch,
+    and not kept for the rest of the run (whose peak they would raise)."""
+
+    def __init__(self):
+        self.power = self.inverse = np.ones(0, dtype=np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.power) < n:
+            self.power, self.inverse = _powers(_BASE, 2 * n), _powers(_INVERSE, 2 * n)
+        return self.power, self.inverse
+
+
+def _post_hashes(posts: list[bytes], size: int, powers: Powers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For posts given by their normalised words (``normalize.joined``, at least one word each): every
     shingle's ``shingle_hash`` (post by post, in order), where each post's shingles start, and each post's
     64-bit ``polynomial``.
 
     The polynomial hash of any span follows from prefix sums over the batch's bytes: with C[k] the sum of
     byte_j * base^-j for j < k, the span [s, e) hashes to base^(e-s) + base^(e-1) * (C[e] - C[s]), all modulo
-    2^64 (the base is odd, so it has an inverse). So no Python code runs per shingle or per word.
+    2^64 (the base is odd, so it has an inverse). So no Python code runs per shingle or per word. ``powers``:
+    the tables to use and grow (a new one when None).
     """
     lengths = np.fromiter(map(len, posts), dtype=np.int64, count=len(posts))
     data = np.frombuffer(b" ".join(posts) + b" ", dtype=np.uint8)  # every word, and so every post, ends in a space
@@ -252,9 +267,9 @@ def _post_hashes(posts: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray,
     starts = np.cumsum(counts) - counts
     first = np.arange(int(counts.sum())) - np.repeat(starts - first_word, counts)  # each shingle's first word
     last = first + np.repeat(np.minimum(words, size) - 1, counts)
-    power = _powers(_BASE, total)  # per batch, not kept: a few MiB held for the rest of the run would raise its peak
+    power, inverse = (powers or Powers()).upto(total)
     prefix = np.zeros(total + 1, dtype=np.uint64)
-    np.cumsum(data * _powers(_INVERSE, total), out=prefix[1:])
+    np.cumsum(data * inverse[:total], out=prefix[1:])
 
     def spans(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
         return power[end - begin] + power[end - 1] * (prefix[end] - prefix[begin])
@@ -295,6 +310,7 @@ class ClusterIndex:
         self._posts: list[bytes] = []  # the posts added since the last flush
         self._lines: list[int] = []
         self._shingles = 0  # their shingles
+        self._powers = Powers()
 
     def add(self, line: int, joined: bytes) -> None:
         """Add a post by its normalised words (``normalize.joined``; at least one)."""
@@ -309,7 +325,7 @@ class ClusterIndex:
         ~4 MiB)."""
         if not self._posts:
             return
-        hashes, starts, exact = _post_hashes(self._posts, self.params.shingle)
+        hashes, starts, exact = _post_hashes(self._posts, self.params.shingle, self._powers)
         start, end = self.count, self.count + len(self._posts)
         self.lines[start:end] = self._lines
         self.exact[start:end] = exact

@@ -22,6 +22,8 @@ _NOT_WORD = re.compile(r"[\W_]+")  # punctuation, symbols, emoji, underscores an
 # ASCII letters lowered, digits kept, every other ASCII byte a space; bytes of UTF-8 sequences (>= 128) kept.
 _ASCII_FOLD = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
 _ASCII = bytes(range(128))
+_PLANS: dict[bytes, tuple[bool, tuple[bytes, ...]]] = {}  # see _plan
+_PLANS_REMEMBERED = 4096
 
 
 def words_by_definition(text: str) -> list[str]:
@@ -33,27 +35,48 @@ def words(text: str) -> list[str]:
     """The normalised words of ``text`` (the same as ``words_by_definition``)."""
     if text.isascii():
         return text.encode().translate(_ASCII_FOLD).decode().split()
-    return _folded(text).split()
+    return _folded(text).decode().split()
 
 
 def joined(text: str) -> bytes:
     """The normalised words of ``text`` joined by single spaces, UTF-8 encoded: ``" ".join(words(text))``."""
     if text.isascii():
         return b" ".join(text.encode().translate(_ASCII_FOLD).split())
-    return " ".join(_folded(text).split()).encode()
+    return b" ".join(_folded(text).split())
 
 
-def _folded(text: str) -> str:
-    """A non-ASCII text NFKC-normalised and case folded, every non-word character a space. Its ASCII
-    characters go through the table (a UTF-8 sequence has no ASCII byte, so the table never touches part of a
-    character); each distinct non-ASCII character left is then judged once: the expression's word characters
-    are exactly those ``str.isalnum`` accepts, besides the underscore."""
-    encoded = unicodedata.normalize("NFKC", text).casefold().encode().translate(_ASCII_FOLD)
-    folded = encoded.decode()
-    for char in set(encoded.translate(None, _ASCII).decode()):
-        if not char.isalnum():
-            folded = folded.replace(char, " ")
-    return folded
+def _folded(text: str) -> bytes:
+    """A non-ASCII text NFKC-normalised and case folded, every non-word character a space, UTF-8 encoded.
+
+    Its ASCII characters go through the table (a UTF-8 sequence has no ASCII byte, so the table never touches
+    part of a character), and each non-word non-ASCII character is replaced by a space (UTF-8 never finds one
+    character's bytes inside another's). Case folding maps character by character, so a text whose non-ASCII
+    characters all fold to themselves (emoji, accented small letters) needs only its ASCII letters lowered,
+    which the table does."""
+    normal = unicodedata.normalize("NFKC", text)
+    encoded = normal.encode()
+    folds, breaks = _plan(encoded.translate(None, _ASCII))
+    if folds:
+        encoded = normal.casefold().encode()
+        breaks = _plan(encoded.translate(None, _ASCII))[1]
+    encoded = encoded.translate(_ASCII_FOLD)
+    for char in breaks:
+        encoded = encoded.replace(char, b" ")
+    return encoded
+
+
+def _plan(others: bytes) -> tuple[bool, tuple[bytes, ...]]:
+    """For a text's non-ASCII bytes: whether one of its characters changes when case folded, and the UTF-8 of
+    its non-word characters (the expression's word characters are exactly those ``str.isalnum`` accepts,
+    besides the underscore). Remembered by the bytes: posts repeat a few emoji."""
+    plan = _PLANS.get(others)
+    if plan is None:
+        chars = set(others.decode())
+        plan = (any(char.casefold() != char for char in chars),
+                tuple(sorted(char.encode() for char in chars if not char.isalnum())))
+        if len(_PLANS) < _PLANS_REMEMBERED:
+            _PLANS[others] = plan
+    return plan
 
 
 def ngrams(word_list: list[str], n: int) -> list[str]:
