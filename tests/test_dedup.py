@@ -219,8 +219,8 @@ def test_the_keys_only_propose_the_texts_decide(tmp_path, posts, monkeypatch):
     expected, _ = _filter(_cluster(tmp_path, posts))
     real = dedup._post_hashes
 
-    def colliding(batch, size):
-        hashes, starts, exact = real(batch, size)
+    def colliding(*args):
+        hashes, starts, exact = real(*args)
         return np.zeros_like(hashes), starts, np.zeros_like(exact)
 
     monkeypatch.setattr(dedup, "_post_hashes", colliding)
