@@ -309,15 +309,15 @@ class ClusterIndex:
         self.count = 0
         self._posts: list[bytes] = []  # the posts added since the last flush
         self._lines: list[int] = []
-        self._shingles = 0  # their shingles
+        self._words = 0  # their words: at least their shingles
         self._powers = Powers()
 
     def add(self, line: int, joined: bytes) -> None:
         """Add a post by its normalised words (``normalize.joined``; at least one)."""
         self._posts.append(joined)
         self._lines.append(line)
-        self._shingles += max(joined.count(b" ") + 2 - self.params.shingle, 1)
-        if self._shingles >= _BATCH_HASHES:
+        self._words += joined.count(b" ") + 1
+        if self._words >= _BATCH_HASHES:
             self._flush()
 
     def _flush(self) -> None:
@@ -331,7 +331,7 @@ class ClusterIndex:
         self.exact[start:end] = exact
         self._posts.clear()
         self._lines.clear()
-        self._shingles = 0
+        self._words = 0
         b, r = self.b, self.r
         values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
         self.band_keys[start:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T

@@ -89,12 +89,12 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
     for block in range(0, len(selected), block_lines):  # line numbers as Python ints, a block at a time
         for line, raw in read_lines(cluster, selected[block: block + block_lines].tolist()):
             if decontaminator is None:  # dedup alone: the anchor post only
-                anchor = texts.anchor_text(raw, cluster.key, line + 1)
+                anchor = texts.anchor_text(raw)
                 joined = normalize.joined(anchor) if anchor is not None else None
                 if joined:
                     index.add(line, joined)
                 continue
-            read = texts.message_texts(raw, cluster.key, line + 1)
+            read = texts.message_texts(raw)
             if read is None:
                 continue  # the shard rejects it, with its reason
             own_id, messages = read

@@ -16,28 +16,31 @@ import orjson
 from instruct.parsing import Reject, parse_thread
 
 
-def anchor_text(raw: bytes, cluster: str, line: int) -> str | None:
+def anchor_text(raw: bytes) -> str | None:
     """The anchor post's text (``Thread.anchor_post``: the last message with text), or None."""
-    items = _items(raw)
-    if items is None:
-        texts = message_texts(raw, cluster, line)
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # a BOM, a blank line or broken JSON: parse_thread knows which
+        texts = message_texts(raw)
         return texts[1][-1] if texts is not None and texts[1] else None
-    for item in reversed(items):
-        if type(item) is dict:
-            text = item.get("text")
-            if text and type(text) is str:
-                return text
+    items = record.get("thread") if type(record) is dict else record
+    if type(items) is list:
+        for item in reversed(items):
+            if type(item) is dict:
+                text = item.get("text")
+                if text and type(text) is str:
+                    return text
     return None
 
 
-def message_texts(raw: bytes, cluster: str, line: int) -> tuple[str | None, list[str]] | None:
+def message_texts(raw: bytes) -> tuple[str | None, list[str]] | None:
     """The thread's own ``id`` (None when the record has none) and the texts of its messages that have one,
     in order; None for a line the shards reject for certain."""
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:  # a BOM, a blank line or broken JSON: parse_thread knows which
         try:
-            thread = parse_thread(raw, cluster=cluster, line=line)
+            thread = parse_thread(raw, cluster="", line=0)  # only its own id and texts are read
         except Reject:
             return None
         return (thread.id if "id" in thread.fields else None), [m.text for m in thread.messages if m.text]
@@ -50,13 +53,3 @@ def message_texts(raw: bytes, cluster: str, line: int) -> tuple[str | None, list
     return (own_id if type(own_id) is str else None,
             [text for text in (item.get("text") if type(item) is dict else None for item in items)
              if text and type(text) is str])
-
-
-def _items(raw: bytes) -> list | None:
-    """The line's list of messages as JSON says it; None when orjson refuses the line as it is."""
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    items = record.get("thread") if type(record) is dict else record
-    return items if type(items) is list else []
