@@ -350,23 +350,30 @@ class ClusterIndex:
         """
         self._flush()
         n = self.count
-        shared = _shared(self.exact[:n])
+        shared, later = _shared(self.exact[:n])
+        banded = np.zeros(n, dtype=bool)
         for band in range(self.b):
-            shared |= _shared(self.band_keys[:n, band])
-        rows = np.flatnonzero(shared)
+            banded |= _shared(self.band_keys[:n, band])[0]
+        rows = np.flatnonzero(shared | banded)
         if not len(rows):
             return {}
         at = {int(line): row for row, line in zip(rows.tolist(), self.lines[rows].tolist())}
-        texts: dict[bytes, int] = {}  # a digest of each distinct normalised text → its number
-        kept, same = [], []
+        # Texts kept for the near comparison: of the posts that share a band key, the first of each exact key
+        # (the later copies' texts are the same; a gzip stream read a second time costs a whole pass).
+        near = banded & ~later
+        digests: dict[bytes, int] = {}  # a digest of each distinct normalised text → its number
+        kept, same, texts = [], [], {}
         for line, text in reread(sorted(at)):
-            kept.append(at[line])
-            same.append(texts.setdefault(hashlib.blake2b(normalize.joined(text), digest_size=16).digest(), len(texts)))
-        return self._groups(np.array(kept, dtype=np.intp), np.array(same, dtype=np.int64), reread)
+            row = at[line]
+            kept.append(row)
+            same.append(digests.setdefault(hashlib.blake2b(normalize.joined(text), digest_size=16).digest(), len(digests)))
+            if near[row]:
+                texts[line] = text
+        return self._groups(np.array(kept, dtype=np.intp), np.array(same, dtype=np.int64), texts, reread)
 
-    def _groups(self, rows: np.ndarray, same: np.ndarray, reread) -> dict[int, str]:
+    def _groups(self, rows: np.ndarray, same: np.ndarray, texts: dict[int, str], reread) -> dict[int, str]:
         """``duplicates`` among the accepted posts that share a key (``rows``, in file order; ``same``: the
-        number of each one's text)."""
+        number of each one's text; ``texts``: line → text, read again for the lines it lacks)."""
         lines = self.lines[rows]
         exact_pairs = _pairs(same)
         exact_first = {later for later, _ in exact_pairs}
@@ -380,7 +387,9 @@ class ClusterIndex:
             near_pairs.update((int(representatives[a]), int(representatives[b])) for a, b in _pairs(band_keys[:, band]))
         if near_pairs:
             wanted = sorted({int(lines[i]) for pair in near_pairs for i in pair})
-            sets = {line: shingles(text, self.params.shingle) for line, text in reread(wanted)}
+            missing = [line for line in wanted if line not in texts]  # a copy whose first was rejected, or a chance key
+            texts.update(reread(missing) if missing else ())
+            sets = {line: shingles(texts[line], self.params.shingle) for line in wanted}
             near_pairs = {(a, b) for a, b in near_pairs
                           if jaccard(sets[int(lines[a])], sets[int(lines[b])]) >= self.params.threshold}
         parent: dict[int, int] = {}  # union-find over the posts that are in a pair (the others are alone)
@@ -398,15 +407,16 @@ class ClusterIndex:
         return {int(lines[i]): "exact" if i in exact_first else "near" for i in sorted(parent) if root(i) != i}
 
 
-def _shared(keys: np.ndarray) -> np.ndarray:
-    """Which keys occur more than once."""
-    order = np.argsort(keys)
+def _shared(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which keys occur more than once, and which repeat an earlier one."""
+    order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     same = ordered[1:] == ordered[:-1]
     shared = np.zeros(len(keys), dtype=bool)
-    shared[order[1:][same]] = True
+    later = np.zeros(len(keys), dtype=bool)
+    later[order[1:][same]] = True
     shared[order[:-1][same]] = True
-    return shared
+    return shared | later, later
 
 
 def _pairs(keys: np.ndarray) -> set[tuple[int, int]]:
