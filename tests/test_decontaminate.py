@@ -190,7 +190,8 @@ def test_a_contaminated_line_the_shards_reject_is_left_to_them(tmp_path):
     good = {"thread": [{"user_id": "u", "text": EVAL_TEXT.upper()}], "id": "t1"}
     bad = {"thread": [{"user_id": "u", "text": EVAL_TEXT}, {"user_id": "v", "text": 7}], "id": "t2"}
     named = {"thread": [{"user_id": "", "text": "nothing alike"}], "id": "e1"}
-    path = _jsonl(tmp_path / "cluster_0.jsonl", [bad, good, named, {"thread": [{"user_id": "u", "text": "hi"}], "id": "e1"}])
+    short = {"thread": [{"user_id": "u", "text": "hi"}], "id": "e1"}
+    path = _jsonl(tmp_path / "cluster_0.jsonl", [bad, good, named, short])
     cluster = scan(path)
     result = filter_cluster((FilterStage(index, None), cluster, np.arange(cluster.lines, dtype=np.int64)))
     assert result.dropped.tolist() == [1, 3]

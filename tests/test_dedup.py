@@ -206,8 +206,9 @@ def test_a_line_the_shards_reject_makes_no_later_post_its_duplicate(tmp_path, po
     bad = {"thread": [{"user_id": "", "relative_integer_time": 0, "text": posts[0], "actions": {"post": True}}]}
     worse = {"thread": [{"user_id": "u", "relative_integer_time": "soon", "text": posts[1]}]}
     path = tmp_path / "cluster_0.jsonl"
-    path.write_bytes(orjson.dumps(bad) + b"\n" + orjson.dumps(worse) + b"\n"
-                     + b"".join(_record(n, text) + b"\n" for n, text in enumerate(posts[:4])) + _record(9, posts[1]) + b"\n")
+    lines = [orjson.dumps(bad), orjson.dumps(worse), *(_record(n, text) for n, text in enumerate(posts[:4])),
+             _record(9, posts[1])]
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
     dropped, result = _filter(path)
     assert dropped == [6] and result.reasons == {"duplicate: exact": 1}  # the second valid copy of posts[1]
 

@@ -240,7 +240,8 @@ class Powers:
         return self.power, self.inverse
 
 
-def _post_hashes(posts: list[bytes], size: int, powers: Powers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _post_hashes(posts: list[bytes], size: int,
+                 powers: Powers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For posts given by their normalised words (``normalize.joined``, at least one word each): every
     shingle's ``shingle_hash`` (post by post, in order), where each post's shingles start, and each post's
     64-bit ``polynomial``.
@@ -366,7 +367,8 @@ class ClusterIndex:
         for line, text in reread(sorted(at)):
             row = at[line]
             kept.append(row)
-            same.append(digests.setdefault(hashlib.blake2b(normalize.joined(text), digest_size=16).digest(), len(digests)))
+            digest = hashlib.blake2b(normalize.joined(text), digest_size=16).digest()
+            same.append(digests.setdefault(digest, len(digests)))
             if near[row]:
                 texts[line] = text
         return self._groups(np.array(kept, dtype=np.intp), np.array(same, dtype=np.int64), texts, reread)
