@@ -176,3 +176,24 @@ def test_decontaminate_blueprint_reads_the_repository_layout(tmp_path, blueprint
     run = run_pipeline(tmp_path, "decontaminate=blueprint", f"decontaminate.repo={repo}")
     assert [Path(f["file"]).name for f in manifest_of(run)["filters"]["decontaminate"]["eval_files"]] == [
         "batchinput.jsonl", "solutions.json"]
+
+
+def test_a_contaminated_line_the_shards_reject_is_left_to_them(tmp_path):
+    """The stage reads the texts from the JSON without validating the thread: a match is confirmed by parsing,
+    so a line the shards reject is their reject, not a removal, and a valid one is removed as before."""
+    import numpy as np
+
+    from instruct.clusterfile import scan
+    from instruct.filters.stage import FilterStage, filter_cluster
+
+    index = Decontaminator.load([str(_jsonl(tmp_path / "eval.jsonl", [{"text": EVAL_TEXT, "id": "e1"}]))], 13, "text")
+    good = {"thread": [{"user_id": "u", "text": EVAL_TEXT.upper()}], "id": "t1"}
+    bad = {"thread": [{"user_id": "u", "text": EVAL_TEXT}, {"user_id": "v", "text": 7}], "id": "t2"}
+    named = {"thread": [{"user_id": "", "text": "nothing alike"}], "id": "e1"}
+    short = {"thread": [{"user_id": "u", "text": "hi"}], "id": "e1"}
+    path = _jsonl(tmp_path / "cluster_0.jsonl", [bad, good, named, short])
+    cluster = scan(path)
+    result = filter_cluster((FilterStage(index, None), cluster, np.arange(cluster.lines, dtype=np.int64)))
+    assert result.dropped.tolist() == [1, 3]
+    assert result.reasons == {"decontaminated: ngram": 1, "decontaminated: id": 1}
+    assert [r["thread_id"] for r in result.contamination] == ["t1", "e1"]

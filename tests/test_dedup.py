@@ -65,12 +65,13 @@ def test_exact_and_near_duplicates_are_removed_and_the_first_is_kept(tmp_path, p
 
 
 def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample):
-    """The numpy batch computes exactly what datasketch's MinHash computes post by post."""
-    import zlib
-
+    """The numpy batch computes exactly what datasketch's MinHash computes post by post, with the shingle hash
+    of dedup.py (``shingle_hash``, which the batch computes for all shingles at once) as its hash function."""
     from datasketch import MinHash
 
     from instruct.clusterfile import read_lines
+    from instruct.filters import normalize
+    from instruct.filters.dedup import _post_hashes, polynomial, shingle_hash
     from instruct.parsing import parse_thread
 
     params = DedupParams()
@@ -80,16 +81,23 @@ def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample)
         cluster = scan(path)
         for line, raw in read_lines(cluster, list(range(cluster.lines))):
             texts += [m.text for m in parse_thread(raw, cluster=cluster.key, line=line + 1).messages if m.text]
-    grams = [sorted(shingles(text, params.shingle)) for text in texts]
-    grams = [g for g in grams if g]
-    assert len(grams) >= 400  # every post with text of the 400 threads
-    hashes = np.array([zlib.crc32(gram) for post in grams for gram in post], dtype=np.uint32)
-    starts = np.cumsum([0] + [len(post) for post in grams[:-1]])
+    posts = [joined for joined in map(normalize.joined, texts) if joined]
+    assert len(posts) >= 400  # every post with text of the 400 threads
+    hashes, starts, exact = _post_hashes(posts, params.shingle)
     ours = signatures(hashes, starts, hashing, params.num_perm)
-    for post, signature in zip(grams, ours):
-        minhash = MinHash(num_perm=params.num_perm, seed=1, hashfunc=zlib.crc32)
-        minhash.update_batch(post)
+    for post, signature, whole, first in zip(posts, ours, exact.tolist(), starts.tolist()):
+        grams = shingles(post.decode(), params.shingle)
+        assert hashes[first:first + len(_in_order(post, params.shingle))].tolist() == [
+            shingle_hash(gram) for gram in _in_order(post, params.shingle)]
+        assert whole == polynomial(post)
+        minhash = MinHash(num_perm=params.num_perm, seed=1, hashfunc=shingle_hash)
+        minhash.update_batch(sorted(grams))
         assert np.array_equal(signature, minhash.hashvalues)
+
+
+def _in_order(post: bytes, size: int) -> list[bytes]:
+    words = post.split(b" ")
+    return [b" ".join(words[i:i + size]) for i in range(max(len(words) - size + 1, 1))]
 
 
 def test_the_threshold_decides(tmp_path, posts):
@@ -190,3 +198,32 @@ def test_datasketchs_answer_is_kept_for_later_runs_and_a_damaged_copy_is_asked_a
     fresh_process()
     again = params.hashing()  # asked again, and kept again
     assert np.array_equal(again.a, a) and dedup._recall(params.answer_cache()) is not None
+
+
+def test_a_line_the_shards_reject_makes_no_later_post_its_duplicate(tmp_path, posts):
+    """The stage reads the anchor post from the JSON without validating the thread; a rejected line that says
+    the same as a later one is dropped before it can count against it (and is not itself counted as removed)."""
+    bad = {"thread": [{"user_id": "", "relative_integer_time": 0, "text": posts[0], "actions": {"post": True}}]}
+    worse = {"thread": [{"user_id": "u", "relative_integer_time": "soon", "text": posts[1]}]}
+    path = tmp_path / "cluster_0.jsonl"
+    lines = [orjson.dumps(bad), orjson.dumps(worse), *(_record(n, text) for n, text in enumerate(posts[:4])),
+             _record(9, posts[1])]
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    dropped, result = _filter(path)
+    assert dropped == [6] and result.reasons == {"duplicate: exact": 1}  # the second valid copy of posts[1]
+
+
+def test_the_keys_only_propose_the_texts_decide(tmp_path, posts, monkeypatch):
+    """Every post given the same exact key and the same band keys: the removals are still those of the texts."""
+    from instruct.filters import dedup
+
+    expected, _ = _filter(_cluster(tmp_path, posts))
+    real = dedup._post_hashes
+
+    def colliding(*args):
+        hashes, starts, exact = real(*args)
+        return np.zeros_like(hashes), starts, np.zeros_like(exact)
+
+    monkeypatch.setattr(dedup, "_post_hashes", colliding)
+    dropped, result = _filter(_cluster(tmp_path, posts))
+    assert dropped == expected and result.reasons == {"duplicate: exact": 1, "duplicate: near": 1}

@@ -117,13 +117,18 @@ class Decontaminator:
 
     def match_thread(self, thread: Thread, words: list[list[str]] | None = None) -> Match | None:
         """An evaluation id equal to the thread's own id (only a record's real ``id`` counts), else a shared
-        n-gram of its messages; ``words``: their normalised words, message by message (the stage has them)."""
-        if "id" in thread.fields:
-            found = self.ids.get(thread.id)
-            if found is not None:
-                return Match(found[0], found[1], "id")
+        n-gram of its messages; ``words``: their normalised words, message by message."""
         if words is None:
             words = [normalize.words(m.text) for m in thread.messages if m.text]
+        return self.match_record(thread.id if "id" in thread.fields else None, words)
+
+    def match_record(self, own_id: str | None, words: list[list[str]]) -> Match | None:
+        """``match_thread`` for a thread given by its own id (None: the record has none) and the normalised
+        words of its messages that have text (the stage reads them without parsing the thread)."""
+        if own_id is not None:
+            found = self.ids.get(own_id)
+            if found is not None:
+                return Match(found[0], found[1], "id")
         return self.match_words(words)
 
 

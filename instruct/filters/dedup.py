@@ -2,21 +2,25 @@
 order kept.
 
 A thread is compared by its anchor post (the post the post-writing tasks write), normalised like every filter
-(``normalize.words``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). Each post's
-signature is datasketch's ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32)`` of its shingles (the tests check
+(``normalize.joined``). Its shingles are runs of ``shingle`` words (a shorter post is one shingle). Each post's
+signature is datasketch's ``MinHash(num_perm, seed=1, hashfunc=shingle_hash)`` of its shingles (the tests check
 equality on the real sample), computed here for a batch of posts in one numpy pass with datasketch's own
-permutations, where datasketch's ``update_batch`` does small numpy operations for every post; datasketch's
-``MinHashLSH`` chooses the bands for the Jaccard threshold (see ``DedupParams.hashing``).
+permutations; datasketch's ``MinHashLSH`` chooses the bands for the Jaccard threshold (see
+``DedupParams.hashing``). ``shingle_hash`` is a polynomial hash of the shingle's bytes, finalised and cut to 32
+bits: unlike a crc32 per shingle, the polynomial hashes of every shingle of a batch follow from one prefix sum
+over the batch's bytes, with no Python code per shingle.
 
 datasketch's ``MinHashLSH`` keeps a Python dict and a set per band bucket: ~1.4 KB a post with 32
 permutations, over 300 MiB for a 250 k-thread cluster. So the index here is flat numpy: one 32-bit key per band
-(the band's hash values folded with fixed odd multipliers; a chance collision only adds a candidate, which the
-verification drops), a 64-bit key of the exact normalised text and the line number: 4 × bands + 12 bytes a
-post, 48 with the default 9 bands. After one pass over the cluster, posts that share a band key are candidate pairs; a candidate
-pair is kept only when the Jaccard similarity of the two shingle sets, computed exactly from the posts
-re-read, reaches the threshold. Posts joined by such pairs form groups (connected components, as in
-datatrove's MinHash dedup); each group keeps its first post in file order, and the others are removed as
-``exact`` (the same normalised text occurs earlier) or ``near`` duplicates.
+(the band's hash values folded with fixed odd multipliers), a 64-bit polynomial hash of the whole normalised
+text and the line number: 4 × bands + 12 bytes a post, 48 with the default 9 bands. After one pass over the
+cluster, only the posts that share a key with another are looked at again; a shared key only proposes. Those
+posts are re-read and parsed (the stage adds what a line's JSON says without validating it, so a line the
+shards reject is dropped here, before it can make a later post its duplicate), and are then grouped by their
+exact text and by band keys; a pair sharing a band key is kept only when the Jaccard similarity of the two
+shingle sets, computed exactly, reaches the threshold. Posts joined by such pairs form groups (connected
+components, as in datatrove's MinHash dedup); each group keeps its first post in file order, and the others are
+removed as ``exact`` (the same normalised text occurs earlier) or ``near`` duplicates.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import os
 import pickle
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,9 @@ from instruct.filters import normalize
 _FOLD = np.random.default_rng(20260101).integers(1, 2 ** 63, size=256, dtype=np.uint64) | np.uint64(1)
 _MINHASH_SEED = 1
 _BATCH_HASHES = 16_384  # shingle hashes per numpy pass: 16 k x 63 permutations x 4 bytes = 4 MiB
+_MASK64 = 2 ** 64 - 1
+_BASE = 0x9E3779B97F4A7C15 | 5  # the polynomial hash's base: odd (invertible modulo 2^64), 5 modulo 8 (long period)
+_INVERSE = pow(_BASE, -1, 2 ** 64)
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -56,6 +62,21 @@ def _shingles(words: list[str], size: int) -> set[bytes]:
 
 def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def polynomial(data: bytes) -> int:
+    """The 64-bit polynomial hash of ``data`` (a leading 1, then every byte): what ``_post_hashes`` computes
+    for many spans at once."""
+    value = 1
+    for byte in data:
+        value = (value * _BASE + byte) & _MASK64
+    return value
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """A shingle's 32-bit hash: the high half of its polynomial hash after MurmurHash3's 64-bit finalizer
+    (the polynomial alone leaves strings that differ in their last bytes close together)."""
+    return int(_fmix64(np.array([polynomial(shingle)], dtype=np.uint64))[0] >> np.uint64(32))
 
 
 @dataclass(frozen=True)
@@ -169,7 +190,7 @@ def _ask_datasketch(threshold: float, num_perm: int) -> tuple:
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
     except ValueError as exc:
         return "error", str(exc)
-    minhash = MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=zlib.crc32)
+    minhash = MinHash(num_perm=num_perm, seed=_MINHASH_SEED)
     if minhash.scheme != "affine32" or minhash.permutations.dtype != np.uint32:
         return "error", f"datasketch's MinHash uses scheme {minhash.scheme!r}; the signatures here follow 'affine32'"
     a, b = minhash.permutations
@@ -185,13 +206,86 @@ def _fmix32(hv: np.ndarray) -> np.ndarray:
     return hv ^ (hv >> np.uint32(16))
 
 
+def _fmix64(hv: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer."""
+    hv = hv ^ (hv >> np.uint64(33))
+    hv = hv * np.uint64(0xFF51AFD7ED558CCD)
+    hv = hv ^ (hv >> np.uint64(33))
+    hv = hv * np.uint64(0xC4CEB9FE1A85EC53)
+    return hv ^ (hv >> np.uint64(33))
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    """base^0 … base^(n-1) modulo 2^64, by doubling (whole-array products; an accumulate runs element by
+    element)."""
+    powers = np.ones(max(n, 1), dtype=np.uint64)
+    step, factor = 1, base
+    while step < n:
+        powers[step:2 * step] = powers[:min(step, n - step)] * np.uint64(factor)
+        step, factor = 2 * step, factor * factor & _MASK64
+    return powers[:n]
+
+
+class Powers:
+    """The polynomial base's powers and its inverse's, modulo 2^64, as long as the largest batch so far needs.
+    An index holds one for its cluster's pass (a few MiB), so they are made once per cluster, not per batch,
+    and not kept for the rest of the run (whose peak they would raise)."""
+
+    def __init__(self):
+        self.power = self.inverse = np.ones(0, dtype=np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.power) < n:
+            self.power, self.inverse = _powers(_BASE, 2 * n), _powers(_INVERSE, 2 * n)
+        return self.power, self.inverse
+
+
+def _post_hashes(posts: list[bytes], size: int,
+                 powers: Powers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For posts given by their normalised words (``normalize.joined``, at least one word each): every
+    shingle's ``shingle_hash`` (post by post, in order), where each post's shingles start, and each post's
+    64-bit ``polynomial``.
+
+    The polynomial hash of any span follows from prefix sums over the batch's bytes: with C[k] the sum of
+    byte_j * base^-j for j < k, the span [s, e) hashes to base^(e-s) + base^(e-1) * (C[e] - C[s]), all modulo
+    2^64 (the base is odd, so it has an inverse). So no Python code runs per shingle or per word. ``powers``:
+    the tables to use and grow (a new one when None).
+    """
+    lengths = np.fromiter(map(len, posts), dtype=np.int64, count=len(posts))
+    data = np.frombuffer(b" ".join(posts) + b" ", dtype=np.uint8)  # every word, and so every post, ends in a space
+    total = len(data)
+    word_ends = np.flatnonzero(data == 0x20)
+    word_starts = np.empty_like(word_ends)
+    word_starts[0] = 0
+    word_starts[1:] = word_ends[:-1] + 1
+    post_ends = np.cumsum(lengths + 1) - 1
+    last_word = np.searchsorted(word_ends, post_ends)
+    first_word = np.empty_like(last_word)
+    first_word[0] = 0
+    first_word[1:] = last_word[:-1] + 1
+    words = last_word - first_word + 1
+    counts = np.maximum(words - size + 1, 1)  # a post of at most `size` words is one shingle
+    starts = np.cumsum(counts) - counts
+    first = np.arange(int(counts.sum())) - np.repeat(starts - first_word, counts)  # each shingle's first word
+    last = first + np.repeat(np.minimum(words, size) - 1, counts)
+    power, inverse = (powers or Powers()).upto(total)
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    np.cumsum(data * inverse[:total], out=prefix[1:])
+
+    def spans(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+        return power[end - begin] + power[end - 1] * (prefix[end] - prefix[begin])
+
+    shingles = (_fmix64(spans(word_starts[first], word_ends[last])) >> np.uint64(32)).astype(np.uint32)
+    return shingles, starts, spans(post_ends - lengths, post_ends)
+
+
 def signatures(hashes: np.ndarray, starts: np.ndarray, hashing: Hashing, width: int) -> np.ndarray:
     """The first ``width`` MinHash values of many posts at once, equal to datasketch's
-    ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32).update_batch(shingles).hashvalues``: every shingle's crc32
-    (``hashes``, post by post; a post starts at each of ``starts``) mixed, permuted (``a * h + b`` modulo 2^32)
-    and the least per post and permutation kept."""
-    # Permutation by permutation (rows), so the reduction runs along contiguous memory: ~4x faster than one
-    # row per shingle. The result is the transposed view, post by post.
+    ``MinHash(num_perm, seed=1, hashfunc=<the hash of hashes>).update_batch(shingles).hashvalues``: every
+    shingle's hash (``hashes``, post by post; a post starts at each of ``starts``) mixed, permuted
+    (``a * h + b`` modulo 2^32) and the least per post and permutation kept."""
+    # Permutation by permutation (rows), so the reduction runs along contiguous memory; the result is the
+    # transposed view, post by post.
     permuted = hashing.a[:width, None] * _fmix32(hashes)[None, :]
     permuted += hashing.b[:width, None]
     return np.minimum.reduceat(permuted, starts, axis=1).T
@@ -214,62 +308,89 @@ class ClusterIndex:
         self.exact = np.empty(capacity, dtype=np.uint64)
         self.band_keys = np.empty((capacity, self.b), dtype=np.uint32)
         self.count = 0
-        self._hashes: list[int] = []  # shingle crc32s of the posts added since the last flush
-        self._starts: list[int] = []
-        self._done = 0  # posts whose band keys are computed
+        self._posts: list[bytes] = []  # the posts added since the last flush
+        self._lines: list[int] = []
+        self._words = 0  # their words: at least their shingles
+        self._powers = Powers()
 
-    def add(self, line: int, words: list[str]) -> None:
-        """Add a post by its normalised words (``normalize.words``; at least one)."""
-        size = self.params.shingle
-        at = self.count
-        self.lines[at] = line
-        joined = " ".join(words).encode()
-        self.exact[at] = int.from_bytes(hashlib.blake2b(joined, digest_size=8).digest(), "little")
-        self._starts.append(len(self._hashes))
-        if len(words) <= size:
-            self._hashes.append(zlib.crc32(joined))
-        else:  # the same bytes as _shingles, built by C loops (zip, map) rather than a comprehension
-            self._hashes.extend(map(zlib.crc32, map(str.encode, map(" ".join, zip(*(words[k:] for k in range(size)))))))
-        self.count += 1
-        if len(self._hashes) >= _BATCH_HASHES:
+    def add(self, line: int, joined: bytes) -> None:
+        """Add a post by its normalised words (``normalize.joined``; at least one)."""
+        self._posts.append(joined)
+        self._lines.append(line)
+        self._words += joined.count(b" ") + 1
+        if self._words >= _BATCH_HASHES:
             self._flush()
 
     def _flush(self) -> None:
-        """Band keys for the posts added since the last flush, in one numpy pass (a signature matrix of at
-        most ~4 MiB)."""
-        if not self._starts:
+        """Keys for the posts added since the last flush, in one numpy pass (a signature matrix of at most
+        ~4 MiB)."""
+        if not self._posts:
             return
-        hashes, starts = np.array(self._hashes, dtype=np.uint32), np.array(self._starts, dtype=np.intp)
-        self._hashes.clear()
-        self._starts.clear()
+        hashes, starts, exact = _post_hashes(self._posts, self.params.shingle, self._powers)
+        start, end = self.count, self.count + len(self._posts)
+        self.lines[start:end] = self._lines
+        self.exact[start:end] = exact
+        self._posts.clear()
+        self._lines.clear()
+        self._words = 0
         b, r = self.b, self.r
         values = signatures(hashes, starts, self.hashing, b * r).T.astype(np.uint64).reshape(b, r, -1)
-        end = self._done + len(starts)
-        self.band_keys[self._done:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
-        self._done = end
+        self.band_keys[start:end] = ((values * _FOLD[:r, None]).sum(axis=1, dtype=np.uint64) >> np.uint64(32)).T
+        self.count = end
 
     def duplicates(self, reread) -> dict[int, str]:
         """Line → ``exact`` | ``near`` for every post that repeats an earlier one.
 
+        Only the posts that share a key with another are looked at again: the others repeat no post. They are
+        re-read and parsed, which drops the lines the shards reject (``add`` was given what their JSON says,
+        unchecked) and gives their exact text, so the keys only ever propose; the text decides.
+
         Args:
-            reread: called with the sorted line numbers of the near candidates; returns line → post text.
+            reread: called with sorted line numbers; yields (line, anchor post text) for those the shards
+                accept, in that order.
         """
         self._flush()
         n = self.count
-        lines, exact = self.lines[:n], self.exact[:n]
-        exact_pairs = _pairs(exact)
+        shared, later = _shared(self.exact[:n])
+        banded = np.zeros(n, dtype=bool)
+        for band in range(self.b):
+            banded |= _repeated(self.band_keys[:n, band])
+        rows = np.flatnonzero(shared | banded)
+        if not len(rows):
+            return {}
+        at = {int(line): row for row, line in zip(rows.tolist(), self.lines[rows].tolist())}
+        # Texts kept for the near comparison: of the posts that share a band key, the first of each exact key
+        # (the later copies' texts are the same; a gzip stream read a second time costs a whole pass).
+        near = banded & ~later
+        digests: dict[bytes, int] = {}  # a digest of each distinct normalised text → its number
+        kept, same, texts = [], [], {}
+        for line, text in reread(sorted(at)):
+            row = at[line]
+            kept.append(row)
+            digest = hashlib.blake2b(normalize.joined(text), digest_size=16).digest()
+            same.append(digests.setdefault(digest, len(digests)))
+            if near[row]:
+                texts[line] = text
+        return self._groups(np.array(kept, dtype=np.intp), np.array(same, dtype=np.int64), texts, reread)
+
+    def _groups(self, rows: np.ndarray, same: np.ndarray, texts: dict[int, str], reread) -> dict[int, str]:
+        """``duplicates`` among the accepted posts that share a key (``rows``, in file order; ``same``: the
+        number of each one's text; ``texts``: line → text, read again for the lines it lacks)."""
+        lines = self.lines[rows]
+        exact_pairs = _pairs(same)
         exact_first = {later for later, _ in exact_pairs}
         # An exact repeat is removed with its first copy's group: only the first copies look for near ones.
-        firsts = np.ones(n, dtype=bool)
+        firsts = np.ones(len(rows), dtype=bool)
         firsts[list(exact_first)] = False
         representatives = np.flatnonzero(firsts)
+        band_keys = self.band_keys[rows[representatives]]
         near_pairs = set()
         for band in range(self.b):
-            near_pairs.update((int(representatives[a]), int(representatives[b]))
-                              for a, b in _pairs(self.band_keys[:n, band][representatives]))
+            near_pairs.update((int(representatives[a]), int(representatives[b])) for a, b in _pairs(band_keys[:, band]))
         if near_pairs:
             wanted = sorted({int(lines[i]) for pair in near_pairs for i in pair})
-            texts = reread(wanted)
+            missing = [line for line in wanted if line not in texts]  # a copy whose first was rejected, or a chance key
+            texts.update(reread(missing) if missing else ())
             sets = {line: shingles(texts[line], self.params.shingle) for line in wanted}
             near_pairs = {(a, b) for a, b in near_pairs
                           if jaccard(sets[int(lines[a])], sets[int(lines[b])]) >= self.params.threshold}
@@ -286,6 +407,25 @@ class ClusterIndex:
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)  # the earliest post is every group's root
         return {int(lines[i]): "exact" if i in exact_first else "near" for i in sorted(parent) if root(i) != i}
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Which keys occur more than once (a sort of the values: cheaper than ``_shared``'s stable argsort)."""
+    ordered = np.sort(keys)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.isin(keys, repeated) if len(repeated) else np.zeros(len(keys), dtype=bool)
+
+
+def _shared(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which keys occur more than once, and which repeat an earlier one."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    same = ordered[1:] == ordered[:-1]
+    shared = np.zeros(len(keys), dtype=bool)
+    later = np.zeros(len(keys), dtype=bool)
+    later[order[1:][same]] = True
+    shared[order[:-1][same]] = True
+    return shared | later, later
 
 
 def _pairs(keys: np.ndarray) -> set[tuple[int, int]]:

@@ -6,6 +6,10 @@ the selection, so no shard parses them: they reach no prompt, haystack, look-bac
 statistic. Because the pass sees a whole cluster in file order, a duplicate of a post in an earlier shard is
 found whatever the sharding and the number of workers.
 
+The pass reads each line's texts from its JSON without validating the thread (texts.py): it parses a line in
+full only before counting it against another (a contaminated line; a post that shares a dedup key), so a line
+the shards reject is never removed nor makes a later one a duplicate.
+
 No process of the run imports datasketch (whose lsh module imports scipy, ~40 MiB): dedup.py asks it for its
 parameters in a short child once (and keeps the answer in the user's cache folder) and computes the signatures
 itself with numpy, a batch of posts at a time, so the passes run on the run's own executor, a cluster a job.
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
 from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
-from instruct.filters import normalize
+from instruct.filters import normalize, texts
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.dedup import ClusterIndex, DedupParams, Hashing
 from instruct.parsing import Reject, parse_thread
@@ -83,18 +88,23 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
     block_lines = max(len(selected), 1) if cluster.compressed else _BLOCK_LINES  # a gzip stream is read once
     for block in range(0, len(selected), block_lines):  # line numbers as Python ints, a block at a time
         for line, raw in read_lines(cluster, selected[block: block + block_lines].tolist()):
-            try:
-                thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
-            except Reject:
+            if decontaminator is None:  # dedup alone: the anchor post only
+                anchor = texts.anchor_text(raw)
+                joined = normalize.joined(anchor) if anchor is not None else None
+                if joined:
+                    index.add(line, joined)
+                continue
+            read = texts.message_texts(raw)
+            if read is None:
                 continue  # the shard rejects it, with its reason
-            if decontaminator is not None:  # every message's words, the anchor's (the last) for dedup too
-                words = [normalize.words(m.text) for m in thread.messages if m.text]
-                match = decontaminator.match_thread(thread, words)
-                anchor_words = words[-1] if words else None
-            else:
-                match, anchor = None, thread.anchor_post() if index is not None else None
-                anchor_words = normalize.words(anchor.text) if anchor is not None else None
+            own_id, messages = read
+            words = [normalize.words(text) for text in messages]  # the anchor's (the last) for dedup too
+            match = decontaminator.match_record(own_id, words)
             if match is not None:
+                try:
+                    thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
+                except Reject:
+                    continue  # the shard rejects it, with its reason
                 dropped[line] = f"{DECONTAMINATED}: {match.by}"
                 result.by_eval_file[match.eval_file] += 1
                 result.contamination.append({
@@ -102,8 +112,8 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
                     "eval_id": match.eval_id, "eval_file": decontaminator.files[match.eval_file].path,
                     "match": match.by, "ngram": match.ngram})
                 continue
-            if index is not None and anchor_words:
-                index.add(line, anchor_words)
+            if index is not None and words and words[-1]:
+                index.add(line, " ".join(words[-1]).encode())
     if index is not None:
         for line, reason in index.duplicates(lambda lines: _anchor_texts(cluster, lines)).items():
             dropped[line] = f"{DUPLICATE}: {reason}"
@@ -113,11 +123,14 @@ def filter_cluster(job: tuple[FilterStage, ClusterFile, np.ndarray]) -> ClusterF
     return result
 
 
-def _anchor_texts(cluster: ClusterFile, lines: list[int]) -> dict[int, str]:
-    texts = {}
+def _anchor_texts(cluster: ClusterFile, lines: list[int]) -> Iterator[tuple[int, str]]:
+    """(line, anchor post text) for the lines the shards accept, in order."""
     for line, raw in read_lines(cluster, lines):
-        texts[line] = parse_thread(raw, cluster=cluster.key, line=line + 1).anchor_post().text
-    return texts
+        try:
+            thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
+        except Reject:
+            continue
+        yield line, thread.anchor_post().text
 
 
 def run_stage(stage: FilterStage, clusters: list[ClusterFile], selections: list[np.ndarray],
