@@ -8,6 +8,7 @@ import glob
 import hashlib
 import itertools
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,42 +130,67 @@ class _Discard:
         pass
 
 
-BLOCK_ROWS = 256  # generated lines joined into one write by mix_blocks (a needle row is ~5 KB: ~1 MB)
+BLOCK_ROWS = 256  # rows joined into one write by mix_blocks (a needle row is ~5 KB: ~1 MB)
 
 
 def mix_blocks(out, meta_out, digest, data_lines, meta_lines, total: int, dolly_at: list[int], dolly_encoded) -> None:
     """Write ``total`` rows: the encoded Dolly rows at the sorted positions ``dolly_at``, the generated lines
-    (and their meta lines) in order everywhere else. The same bytes as a row-by-row loop, but each run of
-    generated lines between two Dolly rows is one join and one write.
+    (and their meta lines) in order everywhere else. The same bytes as a row-by-row loop, but the lines are
+    taken from the parts in runs (``islice``, in C) and ``BLOCK_ROWS`` rows, Dolly rows included, are one join,
+    one write and one hash update.
 
     Raises:
         RuntimeError: the part files hold fewer lines than the counts say.
     """
+    lines: list[bytes] = []
+    metas: list[bytes] = []
     done = 0
     for stop in [*dolly_at, total]:
-        while stop > done:  # at most BLOCK_ROWS lines at a time, so memory stays flat without Dolly rows too
+        while done < stop:  # at most BLOCK_ROWS lines at a time, so memory stays flat without Dolly rows too
             size = min(stop - done, BLOCK_ROWS)
-            block = b"".join(itertools.islice(data_lines, size))
-            metas = b"".join(itertools.islice(meta_lines, size)) if meta_lines is not None else b""
-            if block.count(b"\n") != size or (meta_lines is not None and metas.count(b"\n") != size):
-                raise RuntimeError("the part files hold fewer rows than were counted")
-            out.write(block)
-            digest.update(block)
-            meta_out.write(metas)
+            _take(data_lines, size, lines)
+            if meta_lines is not None:
+                _take(meta_lines, size, metas)
             done += size
+            if len(lines) >= BLOCK_ROWS:
+                _flush(out, meta_out, digest, lines, metas)
         if stop < total:
             line, meta = next(dolly_encoded)
-            out.write(line)
-            digest.update(line)
+            lines.append(line)
             if meta is not None:
-                meta_out.write(meta)
-        done = stop + 1
+                metas.append(meta)
+            done = stop + 1
+    _flush(out, meta_out, digest, lines, metas)
+
+
+def _take(source, size: int, into: list[bytes]) -> None:
+    before = len(into)
+    into += itertools.islice(source, size)
+    if len(into) - before != size:
+        raise RuntimeError("the part files hold fewer rows than were counted")
+
+
+def _flush(out, meta_out, digest, lines: list[bytes], metas: list[bytes]) -> None:
+    block = b"".join(lines)
+    out.write(block)
+    digest.update(block)
+    meta_out.write(b"".join(metas))
+    lines.clear()
+    metas.clear()
 
 
 def _concat(paths: list[Path]):
+    """The lines of the part files that exist, in order.
+
+    Raises:
+        RuntimeError: a part file's last line has no newline (it was cut short), which would join two rows.
+    """
     for path in paths:
         if path.exists():
             with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
+                    raise RuntimeError(f"{path}: the last line is cut short")
                 yield from handle
 
 
