@@ -17,7 +17,7 @@ import orjson
 
 from instruct.clusterfile import ClusterFile
 from instruct.counts import Counts
-from instruct.dolly import DollySource, dolly_row
+from instruct.dolly import DollyLines, DollySource
 from instruct.errors import InstructError
 from instruct.formats import sidecar_path
 from instruct.responders.pending import resolve_pending
@@ -39,16 +39,26 @@ class ClusterResult:
     outputs: dict
 
 
-def dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float) -> dict[str, list]:
-    """Dolly rows by split; a Dolly row is put on one side of the split by a stable hash of its line."""
-    pools: dict[str, list] = {TRAIN: [], VALIDATION: []}
+@dataclass
+class DollyPools:
+    """Args:
+        rows: the Dolly rows by split; a row is put on one side of the split by a stable hash of its line.
+        lines: their encoded lines, each row encoded once however many clusters pick it.
+    """
+
+    rows: dict[str, list]
+    lines: DollyLines
+
+
+def dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float, encoder) -> DollyPools:
+    rows: dict[str, list] = {TRAIN: [], VALIDATION: []}
     for row in dolly.rows if dolly else []:
         side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
-        pools[side].append(row)
-    return pools
+        rows[side].append(row)
+    return DollyPools(rows, DollyLines(encoder))
 
 
-def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, counts: Counts, dolly_pools,
+def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, counts: Counts, dolly: DollyPools,
                     run_dir: Path) -> ClusterResult:
     """Concatenate the shards' part files into the cluster's output file(s), with Dolly rows mixed in at
     random positions, then record the cluster as finished."""
@@ -63,14 +73,13 @@ def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, co
         generated = counts.rows[split]
         rng = rng_for(cfg.seed, cluster.key, DOLLY, split_index)
         wanted = round(generated * fraction / (1 - fraction)) if fraction > 0 else 0
-        pool = dolly_pools[split]
+        pool = dolly.rows[split]
         picked = [pool[i] for i in rng.choice(len(pool), size=min(wanted, len(pool)), replace=False)] if pool else []
         if wanted > len(picked):
             log.warning("%s/%s: wanted %d Dolly rows, the Dolly file has %d for this split", split, cluster.key,
                         wanted, len(pool))
         total = generated + len(picked)
         at = set(rng.choice(total, size=len(picked), replace=False).tolist()) if picked else set()
-        dolly_lines = iter(picked)
         folder = run_dir / split
         folder.mkdir(exist_ok=True)
         target = folder / f"{cluster.key}.jsonl"
@@ -83,15 +92,15 @@ def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, co
                                           else _Discard()) as meta_out:
             if not setup.deferred_tasks:  # nothing pending: the parts are copied in blocks between Dolly rows
                 mix_blocks(out, meta_out, digest, _concat(parts), _concat(metas) if setup.encoder.sidecar else None,
-                            total, sorted(at), (setup.encoder.encode(dolly_row(row, cluster=cluster.key, split=split))
-                                                for row in picked))
+                            total, sorted(at),
+                            (dolly.lines.encode(row, cluster=cluster.key, split=split) for row in picked))
             else:
+                picked_rows = iter(picked)
                 generated_rows = resolved.rows(split, _concat(parts),
                                                _concat(metas) if setup.encoder.sidecar else None)
                 for position in range(total):
                     if position in at:
-                        line, meta = setup.encoder.encode(dolly_row(next(dolly_lines), cluster=cluster.key,
-                                                                    split=split))
+                        line, meta = dolly.lines.encode(next(picked_rows), cluster=cluster.key, split=split)
                     else:
                         line, meta = next(generated_rows)
                     out.write(line)

@@ -201,7 +201,7 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
                                          filtered=filtered.dropped)
     by_key = {cluster.key: cluster for cluster in clusters}
     finished: dict[str, dict[int, Counts]] = {key: {} for key in plans}
-    pools = dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction)
+    pools = dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction, setup.encoder)
 
     def on_done(key: str, index: int, counts: Counts) -> None:
         finished[key][index] = counts
