@@ -126,7 +126,8 @@ class DollyLines:
         """The line with the meta slot cut out: two parts where the meta is inside the line, the whole line
         where the format puts it in a sidecar; None if the encoder writes the meta some other way."""
         line, meta = self.encoder.encode(replace(dolly_row(row, cluster="", split=""), meta=_META_SLOT))
-        parts = line.split(_META_SLOT_JSON)
+        # Exact-size copies: a line from orjson keeps a buffer of at least 4 KB however short it is.
+        parts = [bytes(memoryview(part)) for part in line.split(_META_SLOT_JSON)]
         if meta is None and len(parts) == 2:
             return parts
         if meta == _META_SLOT_JSON + b"\n" and len(parts) == 1:
