@@ -22,16 +22,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from instruct.cli import run_hydra_app
 from instruct.errors import InstructError
-from instruct.pipeline import RunInfo, generate
 from instruct.preflight import remove_new_empty_folders
-from instruct.responders import merge_config
 from instruct.schema import InstructConfig, register
 
 register()
 log = logging.getLogger("instruct")
 
 
-def run_info() -> RunInfo:
+def run_info():
+    from instruct.pipeline import RunInfo
+
     hydra_cfg = HydraConfig.get()
     return RunInfo(
         overrides=list(hydra_cfg.overrides.task),
@@ -100,6 +100,11 @@ def compose_once() -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    # The pipeline (numpy, the tasks, their word lists) is imported once a config is composed, so --help, --cfg
+    # and a config mistake are answered without it.
+    from instruct.pipeline import generate
+    from instruct.responders import merge_config
+
     try:
         if cfg.responder.name == "merge":  # a Batch output into a new dataset beside the batch run
             merged, parent = merge_config(cfg)
