@@ -11,6 +11,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import logging  # noqa: E402 (the variable above must be set first)
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra._internal.hydra import Hydra
@@ -25,11 +26,14 @@ from instruct.errors import InstructError
 from instruct.preflight import remove_new_empty_folders
 from instruct.schema import InstructConfig, register
 
+if TYPE_CHECKING:
+    from instruct.pipeline import RunInfo
+
 register()
 log = logging.getLogger("instruct")
 
 
-def run_info():
+def run_info() -> RunInfo:
     from instruct.pipeline import RunInfo
 
     hydra_cfg = HydraConfig.get()
