@@ -1,8 +1,8 @@
 """The PNG beside the dataset card: the length distribution of each task's rows and the realized mix.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state). The axes sit at
-fixed places, sized for the longest task name, so nothing measures the text to lay the figure out; tick labels
-are plain numbers, so no mathtext parser is built.
+fixed places, sized for the longest task name, and the titles at a fixed height, so nothing measures the text to
+lay the figure out; tick labels are plain numbers, so no mathtext parser is built.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def write_chart(path: Path, stats: dict, manifest: dict) -> None:
         lengths.legend(fontsize=8)
     lengths.set_xlabel("characters per row (prompt + response)")
     lengths.set_ylabel("rows")
-    lengths.set_title("Length distribution per task")
+    lengths.set_title("Length distribution per task", y=1)
     names = list(stats)[::-1]  # the first task on top
     rows = [stats[name].rows for name in names]
     total = sum(rows) or 1
@@ -65,6 +65,6 @@ def write_chart(path: Path, stats: dict, manifest: dict) -> None:
     mix.set_xticks([])  # each bar is labelled with its rows
     mix.set_xlabel("rows (share of all rows)")
     mix.set_title(f"Realized mix: {total} rows\nDolly {manifest['mix']['realized_dolly_fraction']:.1%} "
-                  f"(asked {manifest['mix']['requested_dolly_fraction']:.0%})", fontsize=11)
+                  f"(asked {manifest['mix']['requested_dolly_fraction']:.0%})", fontsize=11, y=1)
     with atomic_open(path) as handle:
         figure.savefig(handle, format="png")
