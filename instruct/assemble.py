@@ -52,9 +52,12 @@ class DollyPools:
 
 def dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float, encoder) -> DollyPools:
     rows: dict[str, list] = {TRAIN: [], VALIDATION: []}
-    for row in dolly.rows if dolly else []:
-        side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
-        rows[side].append(row)
+    if dolly is not None and validation_fraction <= 0:  # no hash is below 0: every row is train, unhashed
+        rows[TRAIN] = list(dolly.rows)
+    elif dolly is not None:
+        for row in dolly.rows:
+            side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
+            rows[side].append(row)
     return DollyPools(rows, DollyLines(encoder))
 
 
