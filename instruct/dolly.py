@@ -114,9 +114,9 @@ class DollyLines:
 
     def encode(self, row: DollyRow, *, cluster: str, split: str) -> tuple[bytes, bytes | None]:
         """What ``encoder.encode(dolly_row(row, cluster=cluster, split=split))`` gives."""
-        parts = self._parts.get(row.line, ())
-        if parts == ():
-            parts = self._parts[row.line] = self._split(row)
+        if row.line not in self._parts:
+            self._parts[row.line] = self._split(row)
+        parts = self._parts[row.line]
         if parts is None:
             return self.encoder.encode(dolly_row(row, cluster=cluster, split=split))
         meta = orjson.dumps(dolly_meta(row, cluster=cluster, split=split))
