@@ -55,6 +55,7 @@ def write_chart(path: Path, stats: dict, manifest: dict) -> None:
         lengths.legend(fontsize=8)
     lengths.set_xlabel("characters per row (prompt + response)")
     lengths.set_ylabel("rows")
+    lengths.yaxis.set_major_locator(MaxNLocator("auto", steps=[1, 2, 5, 10], integer=True))  # whole rows
     lengths.set_title("Length distribution per task", y=1)
     names = list(stats)[::-1]  # the first task on top
     rows = [stats[name].rows for name in names]
