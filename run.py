@@ -11,6 +11,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import logging  # noqa: E402 (the variable above must be set first)
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra._internal.hydra import Hydra
@@ -22,16 +23,19 @@ from omegaconf.errors import OmegaConfBaseException
 
 from instruct.cli import run_hydra_app
 from instruct.errors import InstructError
-from instruct.pipeline import RunInfo, generate
 from instruct.preflight import remove_new_empty_folders
-from instruct.responders import merge_config
 from instruct.schema import InstructConfig, register
+
+if TYPE_CHECKING:
+    from instruct.pipeline import RunInfo
 
 register()
 log = logging.getLogger("instruct")
 
 
 def run_info() -> RunInfo:
+    from instruct.pipeline import RunInfo
+
     hydra_cfg = HydraConfig.get()
     return RunInfo(
         overrides=list(hydra_cfg.overrides.task),
@@ -100,6 +104,11 @@ def compose_once() -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    # The pipeline (numpy, the tasks, their word lists) is imported once a config is composed, so --help, --cfg
+    # and a config mistake are answered without it.
+    from instruct.pipeline import generate
+    from instruct.responders import merge_config
+
     try:
         if cfg.responder.name == "merge":  # a Batch output into a new dataset beside the batch run
             merged, parent = merge_config(cfg)

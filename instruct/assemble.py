@@ -8,6 +8,7 @@ import glob
 import hashlib
 import itertools
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import orjson
 
 from instruct.clusterfile import ClusterFile
 from instruct.counts import Counts
-from instruct.dolly import DollySource, dolly_row
+from instruct.dolly import DollyLines, DollySource
 from instruct.errors import InstructError
 from instruct.formats import sidecar_path
 from instruct.responders.pending import resolve_pending
@@ -38,16 +39,29 @@ class ClusterResult:
     outputs: dict
 
 
-def dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float) -> dict[str, list]:
-    """Dolly rows by split; a Dolly row is put on one side of the split by a stable hash of its line."""
-    pools: dict[str, list] = {TRAIN: [], VALIDATION: []}
-    for row in dolly.rows if dolly else []:
-        side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
-        pools[side].append(row)
-    return pools
+@dataclass
+class DollyPools:
+    """Args:
+        rows: the Dolly rows by split; a row is put on one side of the split by a stable hash of its line.
+        lines: their encoded lines, each row encoded once however many clusters pick it.
+    """
+
+    rows: dict[str, list]
+    lines: DollyLines
 
 
-def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, counts: Counts, dolly_pools,
+def dolly_pools(dolly: DollySource | None, seed: int, validation_fraction: float, encoder) -> DollyPools:
+    rows: dict[str, list] = {TRAIN: [], VALIDATION: []}
+    if dolly is not None and validation_fraction <= 0:  # no hash is below 0: every row is train, unhashed
+        rows[TRAIN] = list(dolly.rows)
+    elif dolly is not None:
+        for row in dolly.rows:
+            side = VALIDATION if unit_interval(seed, f"dolly:{row.line}") < validation_fraction else TRAIN
+            rows[side].append(row)
+    return DollyPools(rows, DollyLines(encoder))
+
+
+def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, counts: Counts, dolly: DollyPools,
                     run_dir: Path) -> ClusterResult:
     """Concatenate the shards' part files into the cluster's output file(s), with Dolly rows mixed in at
     random positions, then record the cluster as finished."""
@@ -62,14 +76,13 @@ def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, co
         generated = counts.rows[split]
         rng = rng_for(cfg.seed, cluster.key, DOLLY, split_index)
         wanted = round(generated * fraction / (1 - fraction)) if fraction > 0 else 0
-        pool = dolly_pools[split]
+        pool = dolly.rows[split]
         picked = [pool[i] for i in rng.choice(len(pool), size=min(wanted, len(pool)), replace=False)] if pool else []
         if wanted > len(picked):
             log.warning("%s/%s: wanted %d Dolly rows, the Dolly file has %d for this split", split, cluster.key,
                         wanted, len(pool))
         total = generated + len(picked)
         at = set(rng.choice(total, size=len(picked), replace=False).tolist()) if picked else set()
-        dolly_lines = iter(picked)
         folder = run_dir / split
         folder.mkdir(exist_ok=True)
         target = folder / f"{cluster.key}.jsonl"
@@ -82,15 +95,15 @@ def finish_cluster(cfg, setup: Setup, cluster: ClusterFile, shard_count: int, co
                                           else _Discard()) as meta_out:
             if not setup.deferred_tasks:  # nothing pending: the parts are copied in blocks between Dolly rows
                 mix_blocks(out, meta_out, digest, _concat(parts), _concat(metas) if setup.encoder.sidecar else None,
-                            total, sorted(at), (setup.encoder.encode(dolly_row(row, cluster=cluster.key, split=split))
-                                                for row in picked))
+                            total, sorted(at),
+                            (dolly.lines.encode(row, cluster=cluster.key, split=split) for row in picked))
             else:
+                picked_rows = iter(picked)
                 generated_rows = resolved.rows(split, _concat(parts),
                                                _concat(metas) if setup.encoder.sidecar else None)
                 for position in range(total):
                     if position in at:
-                        line, meta = setup.encoder.encode(dolly_row(next(dolly_lines), cluster=cluster.key,
-                                                                    split=split))
+                        line, meta = dolly.lines.encode(next(picked_rows), cluster=cluster.key, split=split)
                     else:
                         line, meta = next(generated_rows)
                     out.write(line)
@@ -129,42 +142,67 @@ class _Discard:
         pass
 
 
-BLOCK_ROWS = 256  # generated lines joined into one write by mix_blocks (a needle row is ~5 KB: ~1 MB)
+BLOCK_ROWS = 256  # rows joined into one write by mix_blocks (a needle row is ~5 KB: ~1 MB)
 
 
 def mix_blocks(out, meta_out, digest, data_lines, meta_lines, total: int, dolly_at: list[int], dolly_encoded) -> None:
     """Write ``total`` rows: the encoded Dolly rows at the sorted positions ``dolly_at``, the generated lines
-    (and their meta lines) in order everywhere else. The same bytes as a row-by-row loop, but each run of
-    generated lines between two Dolly rows is one join and one write.
+    (and their meta lines) in order everywhere else. The same bytes as a row-by-row loop, but the lines are
+    taken from the parts in runs (``islice``, in C) and ``BLOCK_ROWS`` rows, Dolly rows included, are one join,
+    one write and one hash update.
 
     Raises:
         RuntimeError: the part files hold fewer lines than the counts say.
     """
+    lines: list[bytes] = []
+    metas: list[bytes] = []
     done = 0
     for stop in [*dolly_at, total]:
-        while stop > done:  # at most BLOCK_ROWS lines at a time, so memory stays flat without Dolly rows too
+        while done < stop:  # at most BLOCK_ROWS lines at a time, so memory stays flat without Dolly rows too
             size = min(stop - done, BLOCK_ROWS)
-            block = b"".join(itertools.islice(data_lines, size))
-            metas = b"".join(itertools.islice(meta_lines, size)) if meta_lines is not None else b""
-            if block.count(b"\n") != size or (meta_lines is not None and metas.count(b"\n") != size):
-                raise RuntimeError("the part files hold fewer rows than were counted")
-            out.write(block)
-            digest.update(block)
-            meta_out.write(metas)
+            _take(data_lines, size, lines)
+            if meta_lines is not None:
+                _take(meta_lines, size, metas)
             done += size
+            if len(lines) >= BLOCK_ROWS:
+                _flush(out, meta_out, digest, lines, metas)
         if stop < total:
             line, meta = next(dolly_encoded)
-            out.write(line)
-            digest.update(line)
+            lines.append(line)
             if meta is not None:
-                meta_out.write(meta)
-        done = stop + 1
+                metas.append(meta)
+            done = stop + 1
+    _flush(out, meta_out, digest, lines, metas)
+
+
+def _take(source, size: int, into: list[bytes]) -> None:
+    before = len(into)
+    into += itertools.islice(source, size)
+    if len(into) - before != size:
+        raise RuntimeError("the part files hold fewer rows than were counted")
+
+
+def _flush(out, meta_out, digest, lines: list[bytes], metas: list[bytes]) -> None:
+    block = b"".join(lines)
+    out.write(block)
+    digest.update(block)
+    meta_out.write(b"".join(metas))
+    lines.clear()
+    metas.clear()
 
 
 def _concat(paths: list[Path]):
+    """The lines of the part files that exist, in order.
+
+    Raises:
+        RuntimeError: a part file's last line has no newline (it was cut short), which would join two rows.
+    """
     for path in paths:
         if path.exists():
             with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
+                    raise RuntimeError(f"{path}: the last line is cut short")
                 yield from handle
 
 

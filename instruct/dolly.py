@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import orjson
 
 from instruct.errors import InstructError
+from instruct.formats import RecordEncoder
 from instruct.records import Row, row_meta
 
 FIELDS = ("instruction", "context", "response")
@@ -81,12 +82,54 @@ def _problem(record: object) -> str | None:
     return None
 
 
+def dolly_meta(row: DollyRow, *, cluster: str, split: str) -> dict:
+    return row_meta(task="dolly", variant=row.category or None, cluster=cluster, split=split, source="dolly",
+                    line=row.line)
+
+
 def dolly_row(row: DollyRow, *, cluster: str, split: str) -> Row:
-    return Row(
-        task="dolly",
-        instruction=row.instruction,
-        context=row.context,
-        response=row.response,
-        meta=row_meta(task="dolly", variant=row.category or None, cluster=cluster, split=split, source="dolly",
-                      line=row.line),
-    )
+    return Row(task="dolly", instruction=row.instruction, context=row.context, response=row.response,
+               meta=dolly_meta(row, cluster=cluster, split=split))
+
+
+# A meta object no row has, and whose JSON cannot occur inside a JSON string (its quotes would be escaped there):
+# where it appears in an encoded line is where a row's meta goes.
+_META_SLOT = {"\x00meta slot\x00": 0}
+_META_SLOT_JSON = orjson.dumps(_META_SLOT)
+
+
+class DollyLines:
+    """Dolly rows as the encoder writes them, each row's line encoded once per run however many output files
+    pick it: of a Dolly row only the meta (cluster, split) differs between files, so the line is kept split
+    around its meta (or whole, where the meta goes to a sidecar) and only the meta is serialised per file.
+    The bytes are the encoder's own, for any format.
+
+    Args:
+        encoder: the run's output format.
+    """
+
+    def __init__(self, encoder: RecordEncoder):
+        self.encoder = encoder
+        self._parts: dict[int, list[bytes] | None] = {}  # row.line -> the line around its meta; None: as a Row
+
+    def encode(self, row: DollyRow, *, cluster: str, split: str) -> tuple[bytes, bytes | None]:
+        """What ``encoder.encode(dolly_row(row, cluster=cluster, split=split))`` gives."""
+        if row.line not in self._parts:
+            self._parts[row.line] = self._split(row)
+        parts = self._parts[row.line]
+        if parts is None:
+            return self.encoder.encode(dolly_row(row, cluster=cluster, split=split))
+        meta = orjson.dumps(dolly_meta(row, cluster=cluster, split=split))
+        return (parts[0], meta + b"\n") if len(parts) == 1 else (meta.join(parts), None)
+
+    def _split(self, row: DollyRow) -> list[bytes] | None:
+        """The line with the meta slot cut out: two parts where the meta is inside the line, the whole line
+        where the format puts it in a sidecar; None if the encoder writes the meta some other way."""
+        line, meta = self.encoder.encode(replace(dolly_row(row, cluster="", split=""), meta=_META_SLOT))
+        # Exact-size copies: a line from orjson keeps a buffer of at least 4 KB however short it is.
+        parts = [bytes(memoryview(part)) for part in line.split(_META_SLOT_JSON)]
+        if meta is None and len(parts) == 2:
+            return parts
+        if meta == _META_SLOT_JSON + b"\n" and len(parts) == 1:
+            return parts
+        return None

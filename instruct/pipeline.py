@@ -36,6 +36,7 @@ from instruct.rundir import IDENTITY, MANIFEST, PARTS, STATE, open_run_dir, save
 from instruct.schema import check, versioned_config
 from instruct.tasks.base import Task
 from instruct.templates import TemplateSet
+from instruct.text import post_words
 from instruct.worker import Setup
 
 log = logging.getLogger("instruct")
@@ -133,6 +134,11 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
             filters.write_contamination(run_dir, [c.key for c in clusters])
             manifest["responder"] = finish_responder(setup.responder, run_dir, [c.key for c in clusters])
             manifest["pending"] = manifest["responder"]["pending"]  # rows waiting for a Batch answer
+            # The card imports matplotlib, the largest import of a run: the Dolly rows and the posts the shards
+            # of this process analysed are read by nothing after this point, and freeing them first lets that
+            # import reuse their memory instead of raising the process's peak.
+            dolly = None
+            post_words.cache_clear()
             write_card(run_dir, manifest)
             shutil.rmtree(run_dir / PARTS, ignore_errors=True)  # before the manifest: a complete folder has none
             write_json(run_dir / MANIFEST, manifest)  # last: its presence says the folder is complete
@@ -195,7 +201,7 @@ def _run_clusters(cfg, setup: Setup, executor: Executor, clusters: list[ClusterF
                                          filtered=filtered.dropped)
     by_key = {cluster.key: cluster for cluster in clusters}
     finished: dict[str, dict[int, Counts]] = {key: {} for key in plans}
-    pools = dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction)
+    pools = dolly_pools(dolly, cfg.seed, cfg.split.validation_fraction, setup.encoder)
 
     def on_done(key: str, index: int, counts: Counts) -> None:
         finished[key][index] = counts

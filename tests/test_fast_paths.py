@@ -4,7 +4,8 @@
   path does not take is left to the careful path (so reject reasons do not change);
 - the needle haystack text matches a plain line-by-line rendering, also past the precomputed labels;
 - the parent's block copy of part files equals the row-by-row interleaving with Dolly rows, and fails loudly
-  when the parts hold fewer rows than counted.
+  when the parts hold fewer rows than counted or a part's last line was cut short;
+- a Dolly row's line encoded once per run (its meta put in per file) equals the encoder's own, in every format.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import random
 
 import pytest
 
+from instruct.assemble import _concat
 from instruct.assemble import mix_blocks as _mix_blocks
+from instruct.dolly import DollyLines, DollyRow, dolly_row
+from instruct.formats import FORMATS, RecordEncoder
 from instruct.parsing import Reject, _check_message, _parse_message
 from instruct.records import Message
 from instruct.tasks.needle import Haystack
@@ -93,6 +97,28 @@ def test_block_copy_fails_when_parts_are_short():
     data = [b"{}\n"] * 4
     with pytest.raises(RuntimeError, match="fewer rows"):
         _mix_blocks(io.BytesIO(), io.BytesIO(), hashlib.sha256(), iter(data), None, 6, [2], itertools.repeat((b"d\n", None)))
+
+
+def test_a_part_cut_short_fails_instead_of_joining_two_rows(tmp_path):
+    whole, cut = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    whole.write_bytes(b"{}\n{}\n")
+    cut.write_bytes(b"{}\n{")
+    with pytest.raises(RuntimeError, match="cut short"):
+        list(_concat([whole, tmp_path / "missing.jsonl", cut]))
+    assert list(_concat([whole, tmp_path / "missing.jsonl"])) == [b"{}\n", b"{}\n"]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_dolly_lines_equal_the_encoders_own(fmt):
+    encoder = RecordEncoder(fmt)
+    lines = DollyLines(encoder)
+    rows = [DollyRow(1, "Say hi", "", "hi", "open_qa"), DollyRow(2, 'A "quoted" {"meta": 1}', "ctx ü\n", "r", ""),
+            DollyRow(3, "\u0000 and \\", "{\"\\u0000meta slot\\u0000\": 0}", '{"text": "x"}', "brainstorming")]
+    for cluster, split in [("cluster_0", "train"), ("cluster_1", "validation"), ("cluster_*.jsonl", "train")]:
+        for row in rows:  # every row twice: encoded, then from what was kept
+            assert lines.encode(row, cluster=cluster, split=split) == encoder.encode(
+                dolly_row(row, cluster=cluster, split=split))
+    assert None not in lines._parts.values()  # the kept lines were used, not a fallback to the encoder
 
 
 _RELEASED_ACTIONS = ("like", "unlike", "repost", "unrepost", "follow", "unfollow", "block", "unblock", "post_update",
