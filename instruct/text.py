@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from stop_words import get_stop_words
-from wordfreq import get_frequency_dict
+
+from instruct import usercache
 
 # Stopwords: the maintained English list of the ``stop-words`` package, plus the social-media filler and link
 # fragments it lacks (a keyword or topic word is never one of these). Apostrophes are compared straight, so
@@ -29,18 +30,22 @@ STOPWORDS = frozenset(word.replace("’", "'").lower() for word in get_stop_word
 RARE_ZIPF = 0.0
 
 
-class _ZipfTable(dict):
-    """Lowercased word -> Zipf frequency, every word of wordfreq's small list computed once per process, so a
-    lookup is one dict access."""
+def _zipf_table() -> dict[str, float]:
+    """Lowercased word -> Zipf frequency, every word of wordfreq's small list, so a lookup is one dict access.
+    Kept in the user's cache folder (usercache): importing wordfreq brings langcodes, ftfy and regex into every
+    process, where reading the kept table is one orjson call (floats read back exactly)."""
+    path = usercache.cache_file("wordfreq", "en-small-zipf")
+    table = usercache.recall(path)
+    if not isinstance(table, dict) or not table:
+        from wordfreq import get_frequency_dict
 
-    __slots__ = ()
+        table = {word: math.log10(frequency) + 9.0
+                 for word, frequency in get_frequency_dict("en", wordlist="small").items()}
+        usercache.remember(path, table)
+    return table
 
-    def __init__(self) -> None:
-        super().__init__((word, math.log10(frequency) + 9.0)
-                         for word, frequency in get_frequency_dict("en", wordlist="small").items())
 
-
-_ZIPF = _ZipfTable()
+_ZIPF = _zipf_table()
 
 
 def zipf(lowered: str) -> float:

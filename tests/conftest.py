@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -10,8 +14,15 @@ from hydra import compose, initialize_config_dir
 from hypothesis import strategies as st
 from omegaconf import DictConfig
 
-from instruct.pipeline import generate
-from instruct.schema import register
+# What the tool keeps in the user's cache folder (usercache: datasketch's dedup answer, wordfreq's Zipf table) goes
+# to a folder of the suite's own, set before instruct is imported (the Zipf table is read at import); child
+# processes inherit it.
+_CACHE = tempfile.mkdtemp(prefix="instruct-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+from instruct.pipeline import generate  # noqa: E402  (after the cache folder is set)
+from instruct.schema import register  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -19,20 +30,6 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "blueprint-sample"
 
 register()
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _own_cache_folder(tmp_path_factory):
-    """The suite keeps what the tool caches (datasketch's dedup answer) in a folder of its own, not in the
-    user's ~/.cache; child processes inherit it."""
-    import os
-
-    previous = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if previous is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = previous
 
 def compose_config(*overrides: str) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

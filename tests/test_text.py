@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import orjson
+
 from conftest import post_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,3 +110,24 @@ def test_phrase_runs_stop_at_stopwords_punctuation_and_fragments():
         "Trade talks with Canada stalled. Social Security checks, says the foreign agent Radanovi\\'c today")]
     assert runs == [("trade", "talks"), ("Canada", "stalled"), ("Social", "Security", "checks"),
                     ("foreign", "agent")]
+
+
+def test_the_zipf_table_kept_between_runs_is_wordfreqs_and_a_cut_copy_is_built_again(tmp_path, monkeypatch):
+    """Runs read wordfreq's Zipf table from the user's cache folder instead of importing wordfreq: the same
+    values exactly, and a damaged copy is never trusted."""
+    import sys
+
+    from wordfreq import get_frequency_dict
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    expected = {word: math.log10(frequency) + 9.0 for word, frequency in get_frequency_dict("en", wordlist="small").items()}
+    assert text._zipf_table() == expected  # built from wordfreq, and kept
+    kept = next((tmp_path / "instruct").glob("wordfreq-*-en-small-zipf.json"))
+
+    with monkeypatch.context() as without_wordfreq:
+        without_wordfreq.setitem(sys.modules, "wordfreq", None)  # importing it now fails
+        assert text._zipf_table() == expected  # read from the kept copy, every float as it was
+
+    kept.write_bytes(kept.read_bytes()[:1000])
+    assert text._zipf_table() == expected  # a cut copy reads as nothing: built again …
+    assert orjson.loads(kept.read_bytes()) == expected  # … and kept whole

@@ -26,7 +26,6 @@ removed as ``exact`` (the same normalised text occurs earlier) or ``near`` dupli
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import pickle
 import subprocess
@@ -35,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 
+from instruct import usercache
 from instruct.errors import InstructError
 from instruct.filters import normalize
 
@@ -142,14 +141,8 @@ class DedupParams:
         return hashing
 
     def answer_cache(self) -> Path | None:
-        """Where datasketch's answer for these settings is kept: ``$XDG_CACHE_HOME/instruct`` (else
-        ``~/.cache/instruct``), one file per datasketch version and settings. None without datasketch."""
-        try:
-            version = importlib.metadata.version("datasketch")
-        except importlib.metadata.PackageNotFoundError:
-            return None  # the child then fails, saying so
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "instruct"
-        return root / f"datasketch-{version}-lsh-{self.threshold!r}-{self.num_perm}-seed{_MINHASH_SEED}.json"
+        """Where datasketch's answer for these settings is kept (see usercache). None without datasketch."""
+        return usercache.cache_file("datasketch", f"lsh-{self.threshold!r}-{self.num_perm}-seed{_MINHASH_SEED}")
 
 
 _ANSWERS: dict[tuple[float, int], Hashing] = {}  # (threshold, num_perm) → datasketch's answer, for this process
@@ -157,29 +150,19 @@ _ANSWERS: dict[tuple[float, int], Hashing] = {}  # (threshold, num_perm) → dat
 
 def _recall(path: Path | None) -> Hashing | None:
     """The answer kept at ``path``, or None when there is none or it cannot be read (it is then asked again)."""
-    if path is None:
-        return None
+    kept = usercache.recall(path)
     try:
-        kept = orjson.loads(path.read_bytes())
         hashing = Hashing(kept["bands"], kept["rows"], np.array(kept["a"], dtype=np.uint32),
                           np.array(kept["b"], dtype=np.uint32))
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError):
-        return None  # no file, or a cut or foreign one: the child answers, and the file is written again
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None  # nothing kept, or a foreign file: the child answers, and the file is written again
     return hashing if isinstance(hashing.bands, int) and isinstance(hashing.rows, int) else None
 
 
 def _remember(path: Path | None, hashing: Hashing) -> None:
-    """Keep an answer for later runs; a cache folder that cannot be written only costs them the child."""
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(orjson.dumps({"bands": hashing.bands, "rows": hashing.rows,
-                                          "a": hashing.a.tolist(), "b": hashing.b.tolist()}))
-        partial.replace(path)  # atomic: a run reading it sees the whole answer or none
-    except OSError:
-        pass
+    """Keep an answer for later runs."""
+    usercache.remember(path, {"bands": hashing.bands, "rows": hashing.rows, "a": hashing.a.tolist(),
+                              "b": hashing.b.tolist()})
 
 
 def _ask_datasketch(threshold: float, num_perm: int) -> tuple:
