@@ -116,7 +116,7 @@ def test_adding_a_cluster_changes_no_other_cluster(tmp_path, corpus):
 
 
 def test_a_file_larger_than_the_sample_is_never_materialized(tmp_path, monkeypatch):
-    lines, cap, stats_threads = 24_000, 400, 150
+    lines, cap, stats_threads = 48_000, 400, 150
     folder = tmp_path / "big"
     path = write_cluster(folder, 0, lines, bad_every=0)
     parsed: list[int] = []
@@ -139,11 +139,12 @@ def test_a_file_larger_than_the_sample_is_never_materialized(tmp_path, monkeypat
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert manifest_of(run_dir)["counts"]["threads_used"] == cap
+    counts = manifest_of(run_dir)["counts"]
+    assert counts["threads_used"] + counts["filtered"] == cap  # the sample repeats posts: dedup removes some
     # Only the kept lines are parsed (the statistics sample is drawn from them and parsed once); the other
-    # 23 600 lines are skipped as raw bytes.
+    # 47 600 lines are skipped as raw bytes (the filter stage reads the kept lines' texts without a parse).
     kept = {int(line) + 1 for line in select_lines(scan(path), cap, seed=42)}
-    assert set(parsed) == kept
+    assert set(parsed) <= kept and len(set(parsed)) == counts["threads_used"]
     assert len(parsed) <= cap + stats_threads
     # The file is never held: the peak of Python allocations stays well below its size.
     assert peak < path.stat().st_size / 4, f"peak {peak} bytes for a {path.stat().st_size}-byte file"
