@@ -8,20 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct.filters.dedup import Powers, polynomial
-from instruct.filters.ngramhash import HashSet, ngram_spans
+from instruct.filters.ngramhash import HashSet, ngram_spans, sizes
 
 WORDS = st.sampled_from([b"a", b"bb", b"the", b"caf\xc3\xa9", b"x1", b"zebra"])
-TEXTS = st.lists(st.lists(WORDS, max_size=12).map(b" ".join), max_size=8)  # empty texts among them
+TEXTS = st.lists(st.lists(WORDS, max_size=7).map(b" ".join), max_size=3)  # empty texts among them
 
 
 @settings(max_examples=200, deadline=None)
-@given(texts=TEXTS, n=st.integers(1, 5))
-def test_every_ngram_of_every_text_in_order_and_hashed_like_its_bytes(texts, n):
-    spans = ngram_spans(texts, n, Powers())
-    expected = [(number, b" ".join(words[i:i + n])) for number, text in enumerate(texts)
-                for words in [text.split()] for i in range(len(words) - n + 1)]
-    assert [(int(t), spans.text(at).encode()) for at, t in enumerate(spans.texts)] == expected
+@given(threads=st.lists(TEXTS, max_size=6), n=st.integers(1, 5))
+def test_every_ngram_of_every_thread_across_its_texts_in_order_and_hashed_like_its_bytes(threads, n):
+    spans = ngram_spans(threads, n, Powers())
+    expected = [(number, b" ".join(words[i:i + n])) for number, texts in enumerate(threads)
+                for words in [b" ".join(texts).split()] for i in range(len(words) - n + 1)]
+    assert [(int(t), spans.text(at).encode()) for at, t in enumerate(spans.threads)] == expected
     assert spans.hashes.tolist() == [polynomial(gram) for _, gram in expected]
+    assert sizes(threads).tolist() == [sum(len(text) + 1 for text in texts) for texts in threads]
 
 
 @settings(max_examples=200, deadline=None)

@@ -26,7 +26,7 @@ from instruct.errors import InstructError
 from instruct.filters import normalize
 from instruct.filters.dedup import Powers
 from instruct.filters.evalsets import read_eval_file, sha256_of
-from instruct.filters.ngramhash import HashSet, ngram_spans
+from instruct.filters.ngramhash import HashSet, ngram_spans, sizes
 from instruct.records import Thread
 
 
@@ -166,8 +166,7 @@ class Decontaminator:
                 source = ids.get(own_id)
                 if source is not None:
                     found[number] = Match(source[0], source[1], "id")
-        streams = [b" ".join(filter(None, texts)) for texts in joined]  # the words across messages
-        for number, match in self._ngram_matches(streams, powers or Powers()).items():
+        for number, match in self._ngram_matches(joined, powers or Powers()).items():
             found.setdefault(number, match)
         if whole and not whole.keys().isdisjoint(chain.from_iterable(joined)):
             for number, texts in enumerate(joined):
@@ -176,24 +175,25 @@ class Decontaminator:
                     found[number] = Match(whole[key][0], whole[key][1], "text", key.decode())
         return found
 
-    def _ngram_matches(self, streams: list[bytes], powers: Powers) -> dict[int, Match]:
-        """Stream number → the first of its n-grams in the index, for the streams that have one. The streams are
+    def _ngram_matches(self, joined: list[list[bytes]], powers: Powers) -> dict[int, Match]:
+        """Thread number → the first of its n-grams in the index, for the threads that have one. The threads are
         hashed a batch of at most ``_BATCH_BYTES`` at a time; one longer alone is read string by string (its
         tables would be as long as itself)."""
         found: dict[int, Match] = {}
-        ends = np.cumsum(np.fromiter(map(len, streams), dtype=np.int64, count=len(streams)) + 1)
+        ends = np.cumsum(sizes(joined))
         start = 0
-        while start < len(streams):
+        while start < len(joined):
             end = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + _BATCH_BYTES, "right")),
                       start + 1)
-            if end == start + 1 and len(streams[start]) >= _BATCH_BYTES:
-                match = self.match_words([streams[start].decode().split()])
+            if end == start + 1 and ends[start] - (ends[start - 1] if start else 0) > _BATCH_BYTES:
+                words = [word for text in joined[start] for word in text.decode().split()]
+                match = self.match_words([words])  # one text: its short-text match is not the thread's
                 if match is not None and match.by == "ngram":
                     found[start] = match
             else:
-                spans = ngram_spans(streams[start:end], self.n, powers)
-                for at in self.hashes.members(spans.hashes).tolist():  # ascending: each stream's n-grams in order
-                    number = start + int(spans.texts[at])
+                spans = ngram_spans(joined[start:end], self.n, powers)
+                for at in self.hashes.members(spans.hashes).tolist():  # ascending: each thread's n-grams in order
+                    number = start + int(spans.threads[at])
                     gram = spans.text(at)
                     source = self.grams.get(gram) if number not in found else None  # None: a hash collision
                     if source is not None:
@@ -201,12 +201,13 @@ class Decontaminator:
             start = end
         return found
 
+
 def _hashes_of(grams: list[str], n: int) -> np.ndarray:
     """The hashes of the n-grams, a batch at a time (each is one n-gram of ``n`` words)."""
     powers, parts, batch, size = Powers(), [], [], 0
     for gram in grams:
-        batch.append(gram.encode())
-        size += len(batch[-1]) + 1
+        batch.append([gram.encode()])
+        size += len(batch[-1][0]) + 1
         if size >= _BATCH_BYTES:
             parts.append(ngram_spans(batch, n, powers).hashes)
             batch, size = [], 0

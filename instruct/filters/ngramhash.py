@@ -10,6 +10,7 @@ caller confirms the n-gram string itself against the exact index, so a collision
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 import numpy as np
 
 from instruct.filters.dedup import Powers
@@ -20,18 +21,18 @@ _TABLE_SLOTS = 16  # slots of the presence table per hash: about 1 in 16 absent 
 
 @dataclass(slots=True)
 class NgramSpans:
-    """Every n-gram of a batch of texts.
+    """Every n-gram of a batch of threads.
 
     Args:
         data: the texts' bytes joined by single spaces (empty texts left out), a space at the end.
-        hashes: each n-gram's ``dedup.polynomial``, text by text, in order (uint64).
-        texts: the text each n-gram is in (its index in the batch).
+        hashes: each n-gram's ``dedup.polynomial``, thread by thread, in order (uint64).
+        threads: the thread each n-gram is in (its index in the batch).
         begins, ends: its bytes in ``data`` (without the space after it).
     """
 
     data: bytes
     hashes: np.ndarray
-    texts: np.ndarray
+    threads: np.ndarray
     begins: np.ndarray
     ends: np.ndarray
 
@@ -40,17 +41,28 @@ class NgramSpans:
         return self.data[self.begins[at]:self.ends[at]].decode()
 
 
-def ngram_spans(texts: list[bytes], n: int, powers: Powers) -> NgramSpans:
-    """Every run of ``n`` words of each text (a text of fewer words has none); ``powers``: the tables to use
-    and grow, as long as the texts' bytes."""
+def sizes(threads: list[list[bytes]]) -> np.ndarray:
+    """Each thread's bytes in ``NgramSpans.data`` at most (a space after each text)."""
+    lengths = np.fromiter(map(len, chain.from_iterable(threads)), dtype=np.int64) + 1
+    ends = np.cumsum(np.fromiter(map(len, threads), dtype=np.int64, count=len(threads)))
+    return np.diff(np.concatenate(([0], np.cumsum(lengths)))[ends], prepend=0)
+
+
+def ngram_spans(threads: list[list[bytes]], n: int, powers: Powers) -> NgramSpans:
+    """Every run of ``n`` words of each thread, given by its texts: across its texts (one without words adds
+    none), never across threads (a thread of fewer words has none). ``powers``: the tables to use and grow, as
+    long as the threads' bytes."""
+    texts = list(chain.from_iterable(threads))
     data = b" ".join(filter(None, texts)) + b" "  # every word, and so every text, ends in a space
     buffer = np.frombuffer(data, dtype=np.uint8)
     word_ends = np.flatnonzero(buffer == _SPACE)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    text_ends = np.cumsum(lengths + (lengths > 0)) - 1  # an empty text "ends" where the one before does
-    last_word = np.searchsorted(word_ends, text_ends[lengths > 0])
-    words = np.zeros(len(texts), dtype=np.int64)
-    words[lengths > 0] = np.diff(last_word, prepend=-1)
+    has_words = lengths > 0
+    text_words = np.zeros(len(texts) + 1, dtype=np.int64)  # text_words[k + 1]: words of text k
+    text_words[1:][has_words] = np.diff(np.searchsorted(word_ends, (np.cumsum(lengths + has_words) - 1)[has_words]),
+                                        prepend=-1)
+    thread_ends = np.cumsum(np.fromiter(map(len, threads), dtype=np.int64, count=len(threads)))
+    words = np.diff(np.cumsum(text_words)[thread_ends], prepend=0)
     grams = np.maximum(words - (n - 1), 0)
     total = int(grams.sum())
     if not total:
@@ -59,15 +71,15 @@ def ngram_spans(texts: list[bytes], n: int, powers: Powers) -> NgramSpans:
     word_starts = np.empty_like(word_ends)
     word_starts[0] = 0
     word_starts[1:] = word_ends[:-1] + 1
-    first_word = np.cumsum(words) - words  # of each text
-    starts = np.cumsum(grams) - grams  # each text's first n-gram
+    first_word = np.cumsum(words) - words  # of each thread
+    starts = np.cumsum(grams) - grams  # each thread's first n-gram
     first = np.arange(total) - np.repeat(starts - first_word, grams)  # each n-gram's first word
     begins, ends = word_starts[first], word_ends[first + (n - 1)]
     power, inverse = powers.upto(len(data))
     prefix = np.zeros(len(data) + 1, dtype=np.uint64)
     np.cumsum(buffer * inverse[:len(data)], out=prefix[1:])
     hashes = power[ends - begins] + power[ends - 1] * (prefix[ends] - prefix[begins])
-    return NgramSpans(data, hashes, np.repeat(np.arange(len(texts)), grams), begins, ends)
+    return NgramSpans(data, hashes, np.repeat(np.arange(len(threads)), grams), begins, ends)
 
 
 class HashSet:
