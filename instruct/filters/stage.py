@@ -8,7 +8,9 @@ found whatever the sharding and the number of workers.
 
 The pass reads each line's texts from its JSON without validating the thread (texts.py): it parses a line in
 full only before counting it against another (a contaminated line; a post that shares a dedup key), so a line
-the shards reject is never removed nor makes a later one a duplicate.
+the shards reject is never removed nor makes a later one a duplicate. Threads are checked for contamination a
+batch at a time (the check hashes a batch's n-grams at once) and then handled in file order, so dedup sees the
+same posts in the same order as a thread-by-thread check would give it.
 
 No process of the run imports datasketch (whose lsh module imports scipy, ~40 MiB): dedup.py asks it for its
 parameters in a short child once (and keeps the answer in the user's cache folder) and computes the signatures
