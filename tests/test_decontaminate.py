@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import ROOT, compose_config, data_files, manifest_of, read_jsonl, rows_of, run_pipeline
 
 from instruct.errors import InstructError
-from instruct.filters import normalize
+from instruct.filters import decontaminate, normalize
 from instruct.filters.decontaminate import Decontaminator
+from instruct.filters.ngramhash import HashSet
 from instruct.pipeline import generate
 from instruct.records import Message, Thread
 
@@ -197,3 +201,48 @@ def test_a_contaminated_line_the_shards_reject_is_left_to_them(tmp_path):
     assert result.dropped.tolist() == [1, 3]
     assert result.reasons == {"decontaminated: ngram": 1, "decontaminated: id": 1}
     assert [r["thread_id"] for r in result.contamination] == ["t1", "e1"]
+
+
+_TOKENS = st.sampled_from(["the", "City", "council", "VOTED", "café", "ＣＡＦＥ", "late", "on", "!!", "🙂",
+                           "x-1", "Incomprehensibilities"])
+_TEXTS = st.lists(st.lists(_TOKENS, max_size=9).map(" ".join), max_size=4)  # some texts have no word at all
+
+
+@pytest.fixture(scope="module")
+def eval_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("eval")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(evaluation=st.lists(_TEXTS, min_size=1, max_size=4),
+       threads=st.lists(st.tuples(st.sampled_from([None, "e1", "t"]), _TEXTS), max_size=12),
+       n=st.integers(1, 4), short_words=st.integers(0, 4), batch_bytes=st.sampled_from([1 << 17, 24]),
+       collide=st.booleans())
+def test_the_batch_check_finds_what_the_definition_finds(eval_folder, monkeypatch, evaluation, threads, n,
+                                                         short_words, batch_bytes, collide):
+    """The hashed batch (``match_many``) against every n-gram string in turn (``match_record``): the same match,
+    kind, evaluation item and n-gram for every thread, with n-grams across messages, short whole texts, batches
+    cut small (a thread longer than a batch read string by string), and every hash made a collision."""
+    records = [{"id": f"e{i}", "text": texts} for i, texts in enumerate(evaluation)]
+    index = Decontaminator.load([str(_jsonl(eval_folder / "eval.jsonl", records))], n, "text",
+                                min(short_words, n))
+    monkeypatch.setattr(decontaminate, "_BATCH_BYTES", batch_bytes)
+    if collide:  # every n-gram's hash in the set: only the exact index can tell
+        monkeypatch.setattr(HashSet, "members", lambda self, hashes: np.arange(len(hashes)))
+    found = index.match_many([own_id for own_id, _ in threads],
+                             [[normalize.joined(text) for text in texts if text] for _, texts in threads])
+    expected = [index.match_record(own_id, [normalize.words(text) for text in texts if text])
+                for own_id, texts in threads]
+    assert [found.get(number) for number in range(len(threads))] == expected
+    assert [index.match_thread(_thread(*filter(None, texts), thread_id=own_id or "", with_id=own_id is not None))
+            for own_id, texts in threads] == expected
+
+
+def test_a_thread_longer_than_a_batch_is_read_string_by_string(tmp_path, monkeypatch):
+    word = "incomprehensibilities"
+    evaluation = _jsonl(tmp_path / "eval.jsonl", [{"text": EVAL_TEXT}, {"text": f"{word} {word}"}])
+    index = Decontaminator.load([str(evaluation)], 13, "text", short_words=2)
+    monkeypatch.setattr(decontaminate, "_BATCH_BYTES", 32)
+    threads = [[word, word], [f"{word} {word}"], ["x", EVAL_TEXT], ["x"]]
+    found = index.match_many([None] * len(threads), [[normalize.joined(t) for t in texts] for texts in threads])
+    assert {number: match.by for number, match in found.items()} == {1: "text", 2: "ngram"}  # not 0: two texts

@@ -51,5 +51,4 @@ def message_texts(raw: bytes) -> tuple[str | None, list[str]] | None:
     if type(items) is not list:
         return None
     return (own_id if type(own_id) is str else None,
-            [text for text in (item.get("text") if type(item) is dict else None for item in items)
-             if text and type(text) is str])
+            [text for item in items if type(item) is dict and (text := item.get("text")) and type(text) is str])
