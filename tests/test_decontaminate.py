@@ -135,6 +135,32 @@ def test_dolly_rows_are_checked_and_listed(tmp_path, dolly_file):
     assert rows[3]["response"] not in {row["messages"][1]["content"] for row in rows_of(run)}
 
 
+def test_dolly_rows_are_checked_in_one_batch_exactly_as_one_by_one(tmp_path):
+    """clean_dolly checks every Dolly row in one batch (match_many): the same rows and matches as the
+    definition (match_texts on each row's instruction, context and response), with n-grams across the fields
+    and short fields matched as a whole."""
+    from instruct.dolly import DollySource
+    from instruct.filters.build import Filters
+
+    rows = read_jsonl(ROOT / "data" / "sample" / "dolly.jsonl")
+    with_context = next(row for row in rows if row["context"])
+    across = " ".join((with_context["context"].split()[-6:] + with_context["response"].split())[:13])
+    short = next(row["instruction"] for row in rows if 4 <= len(normalize.words(row["instruction"])) < 13)
+    evaluation = _jsonl(tmp_path / "eval.jsonl", [{"id": "across", "text": across}, {"id": "short", "text": short},
+                                                  {"id": "whole", "text": rows[-1]["response"]}])
+    cfg = compose_config(_paths([evaluation]), "dedup=none")
+    filters = Filters.from_config(cfg, [])
+    dolly = DollySource.load(ROOT / "data" / "sample" / "dolly.jsonl")
+    expected = {row.line: filters.stage.decontaminator.match_texts([row.instruction, row.context, row.response])
+                for row in dolly.rows}
+    filters.clean_dolly(dolly)
+    found = {record["line"]: (record["eval_id"], record["match"], record["ngram"])
+             for record in filters.dolly_contamination}
+    assert found == {line: (match.eval_id, match.by, match.ngram) for line, match in expected.items() if match}
+    assert {"across", "short", "whole"} <= {eval_id for eval_id, _, _ in found.values()}
+    assert {row.line for row in dolly.rows} == {line for line, match in expected.items() if match is None}
+
+
 def test_cluster_files_count_their_ids_only_when_records_have_one(tmp_path):
     released = _jsonl(tmp_path / "cluster_7.jsonl", [{"thread": [{"user_id": "a", "text": "hi there"}], "id": "x-1"}])
     listed = _jsonl(tmp_path / "raw_7.jsonl", [[{"user_id": "a", "text": "hi there"}]])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from instruct.filters import normalize
 from instruct.filters.budget import Budget, TokenCounter, length_stats
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.dedup import DedupParams
@@ -68,8 +69,14 @@ class Filters:
             return
         kept = []
         decontaminator = self.stage.decontaminator
-        for row in dolly.rows:
-            match = decontaminator.match_texts([row.instruction, row.context, row.response]) if decontaminator else None
+        matches = {}
+        if decontaminator is not None:  # all rows in one batch check (match_many hashes them a batch at a time)
+            matches = decontaminator.match_many(
+                [None] * len(dolly.rows),
+                [[text for text in map(normalize.joined, (row.instruction, row.context, row.response)) if text]
+                 for row in dolly.rows])
+        for number, row in enumerate(dolly.rows):
+            match = matches.get(number)
             if match is not None:
                 self.dolly_removed[f"decontaminated: {match.by}"] += 1
                 self.dolly_contamination.append({
