@@ -6,7 +6,6 @@ import math
 import re
 from collections import Counter
 from functools import lru_cache
-from itertools import chain
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -58,11 +57,6 @@ def filler_words(max_zipf: float) -> frozenset[str]:
     """The lowercased words at or above ``max_zipf`` in general English (``max_zipf`` > RARE_ZIPF): the filler
     a task never names. A set, so a post's words are checked against it in one call, not a lookup each."""
     return frozenset(word for word, value in _ZIPF.items() if value >= max_zipf)
-
-
-def zipfs(lowered: Iterable[str]) -> list[float]:
-    """``zipf`` of each of already lowercased words."""
-    return [_ZIPF.get(word, RARE_ZIPF) for word in lowered]
 
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -138,12 +132,11 @@ def post_words(text: str) -> PostWords:
 def _content_words(tokens: list[str]) -> dict[str, str]:
     """Lowercased content word -> its first spelling, in order of first use, from a text's whitespace tokens
     (word tokens never span whitespace, nor do handles and links, so each token can be read on its own)."""
-    pairs = list(chain.from_iterable(map(_TOKEN_CONTENT_WORDS.__getitem__, tokens)))
-    first = dict(pairs)  # keys in order of first use, built in C; a repeated word keeps its last spelling …
-    if len(first) < len(pairs):  # … so a post that repeats a word is read again for the first spelling
-        first = {}
+    first: dict[str, str] = {}
+    for pairs in map(_TOKEN_CONTENT_WORDS.__getitem__, tokens):
         for lower, word in pairs:
-            first.setdefault(lower, word)
+            if lower not in first:
+                first[lower] = word
     return first
 
 

@@ -71,7 +71,8 @@ def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample)
 
     from instruct.clusterfile import read_lines
     from instruct.filters import normalize
-    from instruct.filters.dedup import _post_hashes, polynomial, shingle_hash
+    from instruct.filters.dedup import _post_hashes, shingle_hash
+    from instruct.filters.polyhash import polynomial
     from instruct.parsing import parse_thread
 
     params = DedupParams()

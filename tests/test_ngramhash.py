@@ -1,5 +1,5 @@
 """The batch hashing decontamination looks with first (instruct/filters/ngramhash.py): every n-gram of every
-text, hashed as ``dedup.polynomial`` hashes its bytes, and a hash set that finds exactly its members."""
+text, hashed as ``polyhash.polynomial`` hashes its bytes, and a hash set that finds exactly its members."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct.filters.dedup import Powers, polynomial
+from instruct.filters.polyhash import Powers, polynomial
 from instruct.filters.ngramhash import HashSet, ngram_spans, sizes
 
 WORDS = st.sampled_from([b"a", b"bb", b"the", b"caf\xc3\xa9", b"x1", b"zebra"])

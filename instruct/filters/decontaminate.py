@@ -24,7 +24,7 @@ import numpy as np
 
 from instruct.errors import InstructError
 from instruct.filters import normalize
-from instruct.filters.dedup import Powers
+from instruct.filters.polyhash import Powers
 from instruct.filters.evalsets import read_eval_file, sha256_of
 from instruct.filters.ngramhash import HashSet, ngram_spans, sizes
 from instruct.records import Thread

@@ -38,14 +38,12 @@ import numpy as np
 from instruct import usercache
 from instruct.errors import InstructError
 from instruct.filters import normalize
+from instruct.filters.polyhash import Powers, SpanHashes, polynomial, word_bounds
 
 # Fixed odd multipliers that fold a band's hash values into one 64-bit key (wrapping arithmetic).
 _FOLD = np.random.default_rng(20260101).integers(1, 2 ** 63, size=256, dtype=np.uint64) | np.uint64(1)
 _MINHASH_SEED = 1
 _BATCH_HASHES = 16_384  # shingle hashes per numpy pass: 16 k x 63 permutations x 4 bytes = 4 MiB
-_MASK64 = 2 ** 64 - 1
-_BASE = 0x9E3779B97F4A7C15 | 5  # the polynomial hash's base: odd (invertible modulo 2^64), 5 modulo 8 (long period)
-_INVERSE = pow(_BASE, -1, 2 ** 64)
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -61,15 +59,6 @@ def _shingles(words: list[str], size: int) -> set[bytes]:
 
 def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
-
-
-def polynomial(data: bytes) -> int:
-    """The 64-bit polynomial hash of ``data`` (a leading 1, then every byte): what ``_post_hashes`` computes
-    for many spans at once."""
-    value = 1
-    for byte in data:
-        value = (value * _BASE + byte) & _MASK64
-    return value
 
 
 def shingle_hash(shingle: bytes) -> int:
@@ -198,49 +187,16 @@ def _fmix64(hv: np.ndarray) -> np.ndarray:
     return hv ^ (hv >> np.uint64(33))
 
 
-def _powers(base: int, n: int) -> np.ndarray:
-    """base^0 … base^(n-1) modulo 2^64, by doubling (whole-array products; an accumulate runs element by
-    element)."""
-    powers = np.ones(max(n, 1), dtype=np.uint64)
-    step, factor = 1, base
-    while step < n:
-        powers[step:2 * step] = powers[:min(step, n - step)] * np.uint64(factor)
-        step, factor = 2 * step, factor * factor & _MASK64
-    return powers[:n]
-
-
-class Powers:
-    """The polynomial base's powers and its inverse's, modulo 2^64, as long as the largest batch so far needs.
-    An index holds one for its cluster's pass (a few MiB), so they are made once per cluster, not per batch,
-    and not kept for the rest of the run (whose peak they would raise)."""
-
-    def __init__(self):
-        self.power = self.inverse = np.ones(0, dtype=np.uint64)
-
-    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.power) < n:
-            self.power, self.inverse = _powers(_BASE, 2 * n), _powers(_INVERSE, 2 * n)
-        return self.power, self.inverse
-
-
 def _post_hashes(posts: list[bytes], size: int,
                  powers: Powers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For posts given by their normalised words (``normalize.joined``, at least one word each): every
     shingle's ``shingle_hash`` (post by post, in order), where each post's shingles start, and each post's
-    64-bit ``polynomial``.
-
-    The polynomial hash of any span follows from prefix sums over the batch's bytes: with C[k] the sum of
-    byte_j * base^-j for j < k, the span [s, e) hashes to base^(e-s) + base^(e-1) * (C[e] - C[s]), all modulo
-    2^64 (the base is odd, so it has an inverse). So no Python code runs per shingle or per word. ``powers``:
-    the tables to use and grow (a new one when None).
+    64-bit ``polynomial``, all from one pass over the batch's bytes (polyhash). ``powers``: the tables to use
+    and grow (a new one when None).
     """
     lengths = np.fromiter(map(len, posts), dtype=np.int64, count=len(posts))
     data = np.frombuffer(b" ".join(posts) + b" ", dtype=np.uint8)  # every word, and so every post, ends in a space
-    total = len(data)
-    word_ends = np.flatnonzero(data == 0x20)
-    word_starts = np.empty_like(word_ends)
-    word_starts[0] = 0
-    word_starts[1:] = word_ends[:-1] + 1
+    word_starts, word_ends = word_bounds(data)
     post_ends = np.cumsum(lengths + 1) - 1
     last_word = np.searchsorted(word_ends, post_ends)
     first_word = np.empty_like(last_word)
@@ -251,15 +207,9 @@ def _post_hashes(posts: list[bytes], size: int,
     starts = np.cumsum(counts) - counts
     first = np.arange(int(counts.sum())) - np.repeat(starts - first_word, counts)  # each shingle's first word
     last = first + np.repeat(np.minimum(words, size) - 1, counts)
-    power, inverse = (powers or Powers()).upto(total)
-    prefix = np.zeros(total + 1, dtype=np.uint64)
-    np.cumsum(data * inverse[:total], out=prefix[1:])
-
-    def spans(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-        return power[end - begin] + power[end - 1] * (prefix[end] - prefix[begin])
-
-    shingles = (_fmix64(spans(word_starts[first], word_ends[last])) >> np.uint64(32)).astype(np.uint32)
-    return shingles, starts, spans(post_ends - lengths, post_ends)
+    spans = SpanHashes(data, powers or Powers())
+    shingles = (_fmix64(spans.of(word_starts[first], word_ends[last])) >> np.uint64(32)).astype(np.uint32)
+    return shingles, starts, spans.of(post_ends - lengths, post_ends)
 
 
 def signatures(hashes: np.ndarray, starts: np.ndarray, hashing: Hashing, width: int) -> np.ndarray:

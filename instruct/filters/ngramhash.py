@@ -1,10 +1,10 @@
-"""Decontamination's first look at a batch of threads: the 64-bit polynomial hash (``dedup.polynomial``) of
-every word n-gram of many normalised texts at once, and a set of evaluation n-gram hashes to test them against.
+"""Decontamination's first look at a batch of threads: the 64-bit polynomial hash (``polyhash``) of every word
+n-gram of many normalised texts at once, and a set of evaluation n-gram hashes to test them against.
 
-The texts are normalised words joined by single spaces (``normalize.joined``). As in ``dedup._post_hashes``,
-the hash of any byte span follows from one prefix sum over the batch's bytes, so no Python code runs per word
-or per n-gram, and Python builds an n-gram string only where its hash is in the set. A hash only proposes: the
-caller confirms the n-gram string itself against the exact index, so a collision never removes anything.
+The texts are normalised words joined by single spaces (``normalize.joined``); all their n-grams are hashed in
+one pass over the batch's bytes, and Python builds an n-gram string only where its hash is in the set. A hash
+only proposes: the caller confirms the n-gram string itself against the exact index, so a collision never
+removes anything.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from itertools import chain
 import numpy as np
 
-from instruct.filters.dedup import Powers
+from instruct.filters.polyhash import Powers, SpanHashes, word_bounds
 
-_SPACE = 0x20
 _TABLE_SLOTS = 16  # slots of the presence table per hash: about 1 in 16 absent n-grams gets past it
 
 
@@ -25,7 +24,7 @@ class NgramSpans:
 
     Args:
         data: the texts' bytes joined by single spaces (empty texts left out), a space at the end.
-        hashes: each n-gram's ``dedup.polynomial``, thread by thread, in order (uint64).
+        hashes: each n-gram's ``polyhash.polynomial``, thread by thread, in order (uint64).
         threads: the thread each n-gram is in (its index in the batch).
         begins, ends: its bytes in ``data`` (without the space after it).
     """
@@ -55,7 +54,7 @@ def ngram_spans(threads: list[list[bytes]], n: int, powers: Powers) -> NgramSpan
     texts = list(chain.from_iterable(threads))
     data = b" ".join(filter(None, texts)) + b" "  # every word, and so every text, ends in a space
     buffer = np.frombuffer(data, dtype=np.uint8)
-    word_ends = np.flatnonzero(buffer == _SPACE)
+    word_starts, word_ends = word_bounds(buffer)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     has_words = lengths > 0
     text_words = np.zeros(len(texts) + 1, dtype=np.int64)  # text_words[k + 1]: words of text k
@@ -68,17 +67,11 @@ def ngram_spans(threads: list[list[bytes]], n: int, powers: Powers) -> NgramSpan
     if not total:
         empty = np.empty(0, dtype=np.int64)
         return NgramSpans(data, empty.astype(np.uint64), empty, empty, empty)
-    word_starts = np.empty_like(word_ends)
-    word_starts[0] = 0
-    word_starts[1:] = word_ends[:-1] + 1
     first_word = np.cumsum(words) - words  # of each thread
     starts = np.cumsum(grams) - grams  # each thread's first n-gram
     first = np.arange(total) - np.repeat(starts - first_word, grams)  # each n-gram's first word
     begins, ends = word_starts[first], word_ends[first + (n - 1)]
-    power, inverse = powers.upto(len(data))
-    prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-    np.cumsum(buffer * inverse[:len(data)], out=prefix[1:])
-    hashes = power[ends - begins] + power[ends - 1] * (prefix[ends] - prefix[begins])
+    hashes = SpanHashes(buffer, powers).of(begins, ends)
     return NgramSpans(data, hashes, np.repeat(np.arange(len(threads)), grams), begins, ends)
 
 

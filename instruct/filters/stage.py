@@ -28,7 +28,8 @@ import numpy as np
 from instruct.clusterfile import CHUNK_LINES, ClusterFile, read_lines
 from instruct.filters import normalize, texts
 from instruct.filters.decontaminate import Decontaminator
-from instruct.filters.dedup import ClusterIndex, DedupParams, Hashing, Powers
+from instruct.filters.dedup import ClusterIndex, DedupParams, Hashing
+from instruct.filters.polyhash import Powers
 from instruct.parsing import Reject, parse_thread
 
 DECONTAMINATED, DUPLICATE = "decontaminated", "duplicate"

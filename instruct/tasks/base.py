@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable, ClassVar, Sequence
 
 from instruct.feed import Feed
@@ -57,13 +56,8 @@ def anchor_post_words(thread: Thread, min_words: int) -> PostWords | str:
     if analysis is None:
         return "no text message"
     if analysis.count < min_words:
-        return _shorter_than(min_words)
+        return f"post shorter than {min_words} words"
     return analysis
-
-
-@lru_cache(maxsize=64)
-def _shorter_than(min_words: int) -> str:
-    return f"post shorter than {min_words} words"  # one string per limit: counted per thread declined
 
 
 def post_decline_reason(thread: Thread, min_words: int) -> str | None:

@@ -33,7 +33,8 @@ from instruct.responders.backtranslation import backtranslation
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import NOT_PROSE, RARE_ZIPF, ClusterStats, hashtags, join_words, phrase_runs, words, zipf
+from instruct.text import (NOT_PROSE, RARE_ZIPF, ClusterStats, filler_words, hashtags, join_words, phrase_runs, words,
+                           zipf)
 
 KNOWN_ZIPF = 3.0  # wordfreq's small list holds every word at or above this
 EDGE_PENALTY = 0.6
@@ -100,6 +101,7 @@ class TopicPostTask(Task):
         self.max_phrases = max_phrases
         self.max_zipf = max_zipf
         self.min_words = min_words
+        self._filler = filler_words(max_zipf)
 
     def _hashtag_topic(self, text: str) -> list[str] | None:
         tags = [f"#{tag}" for tag in hashtags(text)[: self.max_words]]
@@ -123,7 +125,7 @@ class TopicPostTask(Task):
             # Filler words split a run: "good morning Seattle" offers "Seattle".
             parts, part = [], []
             for pair in zip(written, lowered):
-                if zipf(pair[1]) >= self.max_zipf:
+                if pair[1] in self._filler:
                     if part:
                         parts.append(part)
                     part = []
