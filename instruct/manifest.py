@@ -55,7 +55,9 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
     generated = sum(o["generated"] for o in outputs.values())
     dolly_rows = sum(o["dolly"] for o in outputs.values())
     rows = generated + dolly_rows
-    seconds = time.time() - started
+    # Rounded first, so the rate below is that of the seconds as written (a resume can take under a second,
+    # where rounding the seconds afterwards moves the rate by more than its last digit).
+    seconds = round(time.time() - started, 3)
     threads_now = sum(results[c.key].counts.used for c in clusters if c.key not in resumed)
     rows_by_split: dict[str, int] = {}
     for path, out in outputs.items():
@@ -98,6 +100,6 @@ def build_manifest(*, cfg, info, tasks, clusters, results, dolly, run_dir, versi
                          for path, o in sorted(outputs.items())},
         },
         "software": _software(),
-        "timing": {"seconds": round(seconds, 3), "resumed_clusters": sorted(resumed),
+        "timing": {"seconds": seconds, "resumed_clusters": sorted(resumed),
                    "threads_per_second": round(threads_now / seconds, 1) if seconds > 0 else None},
     }
