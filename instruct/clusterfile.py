@@ -17,17 +17,21 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from instruct.errors import InstructError
 
 # Lines per chunk: the unit of randomness and of sharding. Fixed, so the output never depends on how a
 # cluster is cut into shards or spread over workers.
 CHUNK_LINES = 1024
 _BLOCK = 1 << 20
-# A chunk is read whole when at least _DENSE of its lines are asked for and it is at most _MAX_CHUNK_READ bytes
-# (lines of ~16 kB on average); else line by line, so memory stays bounded by the lines kept. Below ~1/8 of a
-# chunk the two cost about the same (measured on the benchmark corpus), from there up one read is faster.
+# A chunk of at most _MAX_CHUNK_READ bytes (lines of ~16 kB on average) is read whole; a larger one line by
+# line, so memory stays bounded by the lines kept. A chunk read whole is split into all its lines when at least
+# _DENSE of them are asked for; with fewer (a sample of a file much larger than it, as every real BluePrint
+# file is for preset=paper), numpy finds the newlines and only the asked-for lines become bytes objects.
 _DENSE = CHUNK_LINES // 8
 _MAX_CHUNK_READ = 16 << 20
+_NEWLINE = ord("\n")
 _GZIP_ERRORS = (EOFError, zlib.error, OSError)
 
 
@@ -159,20 +163,13 @@ def scan(path: Path) -> ClusterFile:
                 continue
             if not compressed:
                 digest.update(block)
-            count = block.count(b"\n")
-            next_boundary = len(offsets) * CHUNK_LINES
-            if newlines + count >= next_boundary:
-                start = 0
-                seen = newlines
-                while True:
-                    index = block.find(b"\n", start)
-                    if index < 0:
-                        break
-                    seen += 1
-                    start = index + 1
-                    if seen == next_boundary:
-                        offsets.append(position + start)
-                        next_boundary += CHUNK_LINES
+            # numpy, not bytes.count and find: CPython counts a byte one at a time, numpy compares in SIMD.
+            is_newline = np.frombuffer(block, dtype=np.uint8) == _NEWLINE
+            count = int(np.count_nonzero(is_newline))
+            first = len(offsets) * CHUNK_LINES - newlines  # the block's newline (1-based) that ends a chunk
+            if first <= count:
+                ends = np.flatnonzero(is_newline)
+                offsets.extend((position + ends[first - 1::CHUNK_LINES] + 1).tolist())
             newlines += count
             position += len(block)
             last_byte = block[-1:]
@@ -202,9 +199,9 @@ def read_chunks(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[t
     chunk that has any, lines without their line ending. Lines the file cannot give again (a truncated .gz)
     are not given. The line numbers must be strictly ascending.
 
-    A chunk of a plain file with many lines asked for is read with one ``read`` and one ``split``, cheaper than a
-    ``readline`` per line. Lines that are not
-    asked for are never parsed, and chunks without any are never read (a plain file seeks past them)."""
+    A chunk of a plain file is read with one ``read``, then split into its lines when many are asked for, or
+    indexed by its newlines when few are (see _DENSE). Lines that are not asked for are never parsed, and
+    chunks without any are never read (a plain file seeks past them)."""
     end = bisect_left(line_numbers, cluster.lines)
     if cluster.compressed:  # one shard per .gz file: a forward pass, no seeks
         lines, current = _gz_lines(cluster.path), 0  # current: the number of the next line ``lines`` gives
@@ -224,10 +221,12 @@ def read_chunks(cluster: ClusterFile, line_numbers: Sequence[int]) -> Iterator[t
             start = cluster.offsets[chunk]
             stop = cluster.offsets[chunk + 1] if chunk + 1 < len(cluster.offsets) else cluster.size
             stream.seek(start)
-            if len(numbers) < _DENSE or stop - start > _MAX_CHUNK_READ:
+            if stop - start > _MAX_CHUNK_READ:
                 yield chunk, numbers, _readline_picked(stream, chunk, numbers)
                 continue
-            picked = _picked(chunk, numbers, stream.read(stop - start).split(b"\n"))
+            block = stream.read(stop - start)
+            picked = (_picked(chunk, numbers, block.split(b"\n")) if len(numbers) >= _DENSE
+                      else _indexed_picked(chunk, numbers, block))
             yield picked
             if len(picked[1]) < len(numbers):  # the file is shorter than when it was scanned
                 return
@@ -253,6 +252,20 @@ def _picked(chunk: int, numbers: Sequence[int], chunk_lines: list[bytes]) -> tup
         return chunk, numbers, [chunk_lines[n - base] for n in numbers]
     available = [n for n in numbers if n - base < len(chunk_lines)]
     return chunk, available, [chunk_lines[n - base] for n in available]
+
+
+def _indexed_picked(chunk: int, numbers: Sequence[int], block: bytes) -> tuple[int, Sequence[int], list[bytes]]:
+    """The asked-for lines of a chunk's bytes, as ``_picked`` gives them from its split lines, without making a
+    bytes object of every line: the newlines are found in C, and only the asked-for lines are sliced out."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE).tolist()
+    ends.append(len(block))  # the end of a last line without a newline (or of nothing: split's last b"")
+    base = chunk * CHUNK_LINES
+    available = numbers if numbers[-1] - base < len(ends) else [n for n in numbers if n - base < len(ends)]
+    lines = []
+    for number in available:
+        index = number - base
+        lines.append(block[ends[index - 1] + 1 if index else 0: ends[index]])
+    return chunk, available, lines
 
 
 def _iterator_picked(lines: Iterator[bytes], current: int, numbers: Sequence[int]) -> list[bytes]:

@@ -79,7 +79,10 @@ class Executor:
             self.pool.join()
 
     def map(self, function, items: list) -> list:
-        return self.pool.map(function, items) if self.pool else [function(item) for item in items]
+        # One item a job: the items are whole cluster files (a scan, a filter pass), few and of uneven size, so
+        # Pool.map's default batches (25 files on 2 workers: 4 a batch) could leave one worker the largest
+        # files while the other idles; a job's own cost (one pickle each way) is small beside a file's pass.
+        return self.pool.map(function, items, chunksize=1) if self.pool else [function(item) for item in items]
 
     def run(self, shards: list[Shard], on_done, bar: tqdm) -> None:
         """Run every shard; call ``on_done(key, index, counts)`` in this process as each one finishes."""

@@ -435,6 +435,11 @@ def main() -> None:
                         help="BluePrint's clustering/instruct_dataset/generate_instructions.py: adds the equal-work "
                              "section (see scripts/equal_work.py)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the equal-work section")
+    parser.add_argument("--equal-work-threads", type=int, default=None, metavar="N",
+                        help="threads per file of the equal-work corpus (25 files; default: the scale table's "
+                             "small corpus, 25 x 10 k). Both tools keep at most 10 000 threads a file "
+                             "(max_chains_per_cluster), so N > 10 000 is the shape of the real data, whose 25 "
+                             "files hold ~256 k threads each")
     parser.add_argument("--variant", action="append", default=[], metavar="'LABEL=OVERRIDE …'",
                         help="another of our configurations in the equal-work section (repeatable; added to the "
                              "base variant's overrides), e.g. --variant 'no chart=card.chart=false'")
@@ -477,7 +482,11 @@ def main() -> None:
     if not args.equal_work_only:
         _scale_section(args, corpora, shapes, mixes, workers, small, large)
     if args.original is not None:
-        _equal_work_section(args, corpora[small][1], workers)
+        released = corpora[small][1]
+        if args.equal_work_threads is not None:
+            name = f"25x{args.equal_work_threads / 1000:g}k"
+            released = build_corpus(args.work / "corpus" / name, 25, args.equal_work_threads)
+        _equal_work_section(args, released, workers)
 
 
 def _equal_work_section(args, released: list[Path], workers: list[int]) -> None:

@@ -81,3 +81,37 @@ def test_a_truncated_gzip_gives_the_lines_before_the_cut(tmp_path):
     got = list(read_lines(cluster, range(cluster.lines)))
     assert 0 < len(got) < cluster.lines
     assert got == [(n, lines[n]) for n in range(len(got))]
+
+
+@pytest.mark.parametrize("newline_at_end", [True, False])
+def test_few_and_many_asked_lines_of_a_chunk_read_the_same(tmp_path, monkeypatch, newline_at_end):
+    # A chunk with few lines asked for is indexed by its newlines, one with many is split: the same lines,
+    # blank ones, CRLF endings and a last line without a newline included.
+    path = tmp_path / "cluster_0.jsonl"
+    rng = random.Random(3)
+    lines = [rng.choice([b"", b"[]\r", b"\xc3\xa9" * rng.randrange(40), b'[{"user_id": "u", "text": "x"}]'])
+             for _ in range(3 * CHUNK_LINES + 5)]
+    path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end else b""))
+    cluster = scan(path)
+    subsets = [sorted(rng.sample(range(len(lines)), k)) for k in (1, 40, 300, len(lines))]
+    subsets.append([len(lines) - 1])
+    for dense in (0, CHUNK_LINES + 1):  # every chunk split / every chunk indexed
+        monkeypatch.setattr(clusterfile, "_DENSE", dense)
+        for wanted in subsets:
+            assert list(read_lines(cluster, wanted)) == [(n, lines[n]) for n in wanted]
+
+
+@pytest.mark.parametrize("block", [1, 7, 4096, 1 << 20])
+def test_chunk_offsets_whatever_the_read_block(tmp_path, monkeypatch, block):
+    # The scan reads in blocks: a chunk's first line must be found where a block cuts a line, ends on its
+    # newline, or holds several chunk boundaries at once.
+    monkeypatch.setattr(clusterfile, "_BLOCK", block)
+    path = tmp_path / "cluster_0.jsonl"
+    lines = [b"x" * (n % 3) for n in range(4 * CHUNK_LINES + 1)]  # short and empty lines: many boundaries a block
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(data)
+    cluster = scan(path)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    assert cluster.offsets == starts[::CHUNK_LINES] and cluster.lines == len(lines)
