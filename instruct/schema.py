@@ -31,7 +31,7 @@ class SourceConfig:
     pattern: str = "cluster_*.jsonl"                 # glob; `cluster_*.jsonl.gz` works too
     max_chains_per_cluster: Optional[int] = 10000    # uniform random sample per cluster; null = all
     max_reject_fraction: float = 0.05                # a file with more bad lines fails the run
-    shard_lines: int = 100_000                       # lines per shard of a large cluster file
+    shard_lines: int = 100_000                       # used lines per shard of a large cluster file
     stats_threads: int = 2000                        # threads per cluster for word statistics (IDF)
 
 

@@ -18,6 +18,7 @@ import random
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from conftest import ROOT, data_files, manifest_of, run_pipeline
@@ -26,7 +27,7 @@ import instruct.executor
 import instruct.pipeline
 import instruct.worker
 from instruct.clusterfile import CHUNK_LINES, scan
-from instruct.plan import select_lines
+from instruct.plan import plan_shards, select_lines, shard_bounds
 
 SAMPLE = ROOT / "data" / "sample"
 MIXES = sorted(path.stem for path in (ROOT / "conf" / "tasks").glob("*.yaml"))
@@ -101,6 +102,44 @@ def test_same_rows_with_and_without_shards(tmp_path, corpus, mix):
         crossing = [row for row in needle_rows if row["meta"]["line"] - 1 >= CHUNK_LINES
                     and min(int(t.rsplit("-", 1)[1]) for t in row["meta"]["thread_ids"]) < CHUNK_LINES]
         assert crossing
+
+
+def test_a_sample_is_cut_into_shards_by_its_own_lines(tmp_path, corpus):
+    # 1500 of cluster_0's 3500 lines, at most 1024 a shard: two shards, where fixed 1024-line spans of the
+    # file would make four; the same rows as one shard.
+    capped = ("source.max_chains_per_cluster=1500", "tasks=all")
+    whole = _run(tmp_path / "whole", corpus, *capped)
+    sharded = _run(tmp_path / "sharded", corpus, *capped, f"source.shard_lines={CHUNK_LINES}")
+    assert data_files(whole) == data_files(sharded)
+    cluster = scan(corpus / "cluster_0.jsonl")
+    shards = plan_shards(cluster, select_lines(cluster, 1500, seed=42), shard_lines=CHUNK_LINES, lookback=0,
+                         stats_threads=100)
+    assert len(shards) == 2 and sum(len(shard.lines) for shard in shards) == 1500
+
+
+@pytest.mark.parametrize("lines", [0, 1, CHUNK_LINES - 1, CHUNK_LINES, 5 * CHUNK_LINES + 7, 100_352, 200_705])
+@pytest.mark.parametrize("shard_lines", [1, CHUNK_LINES, 1500, 100_000])
+def test_every_line_selected_cuts_where_fixed_spans_would(lines, shard_lines):
+    span = -(-shard_lines // CHUNK_LINES) * CHUNK_LINES
+    fixed = [*range(0, max(lines, 1), span), max(lines, 1)]
+    assert shard_bounds(lines, np.arange(lines), shard_lines) == fixed
+
+
+@pytest.mark.parametrize("shard_lines", [1, 700, CHUNK_LINES, 5000, 100_000])
+def test_shards_of_a_sample_take_whole_chunks_up_to_their_quota(shard_lines):
+    lines = 256_000
+    quota = -(-shard_lines // CHUNK_LINES) * CHUNK_LINES
+    selected = np.sort(np.random.default_rng(5).choice(lines, 10_000, replace=False))
+    bounds = shard_bounds(lines, selected, shard_lines)
+    assert bounds[0] == 0 and bounds[-1] == lines and bounds == sorted(set(bounds))
+    assert all(bound % CHUNK_LINES == 0 for bound in bounds[1:-1])
+    taken = np.searchsorted(selected, bounds)
+    per_shard = np.diff(taken)
+    assert per_shard.sum() == len(selected) and (per_shard <= quota).all() and (per_shard > 0).all()
+    # No shard could take its next chunk too: that chunk holds the line past its quota.
+    assert all(selected[start + quota] < end + CHUNK_LINES for start, end in zip(taken[:-2], bounds[1:-1]))
+    if quota >= len(selected):
+        assert bounds == [0, lines]  # the paper's 10 000-thread sample of a real file: one shard
 
 
 def test_adding_a_cluster_changes_no_other_cluster(tmp_path, corpus):
