@@ -88,6 +88,19 @@ def shared_sample() -> Path:
     return SHARED_SAMPLE
 
 
+@pytest.fixture
+def shared_lines(shared_sample) -> list[tuple[str, str, int, bytes]]:
+    """Every line of the real samples in both shapes: (shape folder, cluster key, 0-based line, raw bytes)."""
+    from instruct.clusterfile import read_lines, scan
+
+    lines = []
+    for path in sorted(shared_sample.glob("*/cluster_*.jsonl")):
+        cluster = scan(path)
+        lines += [(path.parent.name, cluster.key, line, raw)
+                  for line, raw in read_lines(cluster, list(range(cluster.lines)))]
+    return lines
+
+
 DOLLY_ROWS = [
     {"instruction": f"Name {n} things you would pack for a day hike.", "context": "",
      "response": f"Here are {n}: water, a map, sunscreen and a snack.", "category": "brainstorming"}

@@ -64,12 +64,11 @@ def test_exact_and_near_duplicates_are_removed_and_the_first_is_kept(tmp_path, p
     assert near >= 0.8 > half
 
 
-def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample):
+def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_lines):
     """The numpy batch computes exactly what datasketch's MinHash computes post by post, with the shingle hash
     of dedup.py (``shingle_hash``, which the batch computes for all shingles at once) as its hash function."""
     from datasketch import MinHash
 
-    from instruct.clusterfile import read_lines
     from instruct.filters import normalize
     from instruct.filters.dedup import _post_hashes, shingle_hash
     from instruct.filters.polyhash import polynomial
@@ -78,10 +77,9 @@ def test_the_signatures_are_datasketchs_on_the_real_samples_posts(shared_sample)
     params = DedupParams()
     hashing = params.hashing()
     texts = []
-    for path in sorted((shared_sample / "released").glob("cluster_*.jsonl")):
-        cluster = scan(path)
-        for line, raw in read_lines(cluster, list(range(cluster.lines))):
-            texts += [m.text for m in parse_thread(raw, cluster=cluster.key, line=line + 1).messages if m.text]
+    for shape, key, line, raw in shared_lines:
+        if shape == "released":
+            texts += [m.text for m in parse_thread(raw, cluster=key, line=line + 1).messages if m.text]
     posts = [joined for joined in map(normalize.joined, texts) if joined]
     assert len(posts) >= 400  # every post with text of the 400 threads
     hashes, starts, exact = _post_hashes(posts, params.shingle)

@@ -9,7 +9,6 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct.clusterfile import read_lines, scan
 from instruct.filters import normalize
 from instruct.parsing import Reject, parse_thread
 
@@ -31,19 +30,17 @@ def test_words_equal_the_definition_for_any_text(text):
     _same(text)
 
 
-def test_words_equal_the_definition_on_every_text_of_the_real_samples(shared_sample):
+def test_words_equal_the_definition_on_every_text_of_the_real_samples(shared_lines):
     texts = 0
-    for path in sorted(shared_sample.glob("*/cluster_*.jsonl")):
-        cluster = scan(path)
-        for line, raw in read_lines(cluster, list(range(cluster.lines))):
-            try:
-                thread = parse_thread(raw, cluster=cluster.key, line=line + 1)
-            except Reject:
-                continue
-            for message in thread.messages:
-                if message.text:
-                    _same(message.text)
-                    texts += 1
+    for _, key, line, raw in shared_lines:
+        try:
+            thread = parse_thread(raw, cluster=key, line=line + 1)
+        except Reject:
+            continue
+        for message in thread.messages:
+            if message.text:
+                _same(message.text)
+                texts += 1
     assert texts >= 800
 
 
