@@ -222,9 +222,20 @@ def measure(runner: Runner, variants: list[Variant], workers: list[int], rounds:
     return list(series.values())
 
 
+def _ratios(a: Series, b: Series, value) -> list[float]:
+    """value(a's sample) / value(b's sample), round by round."""
+    return [value(x) / value(y) for x, y in zip(a.samples, b.samples)]
+
+
 def _per_round(a: Series, b: Series, value) -> float:
     """The median over rounds of value(a's sample) / value(b's sample)."""
-    return statistics.median(value(x) / value(y) for x, y in zip(a.samples, b.samples))
+    return statistics.median(_ratios(a, b, value))
+
+
+def _spread(a: Series, b: Series, value) -> str:
+    """The rounds' lowest and highest ratio, so a verdict shows how much the machine moved it."""
+    ratios = _ratios(a, b, value)
+    return f" (rounds {min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
 
 
 def cpu_per_row(sample: Sample) -> float:
@@ -249,11 +260,12 @@ def report(series: list[Series], rounds: int, base_label: str = BASE_LABEL) -> l
     if one:
         ratio = _per_round(one, original, cpu_per_row)
         lines.append(f"[{'met' if ratio <= TARGET_CPU_PER_ROW else 'NOT met'}] CPU per row written, workers=1: "
-                     f"{ratio:.2f}x the original's (target <= {TARGET_CPU_PER_ROW})")
+                     f"{ratio:.2f}x the original's{_spread(one, original, cpu_per_row)} "
+                     f"(target <= {TARGET_CPU_PER_ROW})")
     if two:
         ratio = _per_round(two, original, lambda x: x.wall)
         lines.append(f"[{'met' if ratio <= TARGET_WALL else 'NOT met'}] wall time, workers=2: {ratio:.2f}x the "
-                     f"original's (target <= {TARGET_WALL})")
+                     f"original's{_spread(two, original, lambda x: x.wall)} (target <= {TARGET_WALL})")
     for s in series[1:]:
         base = by_key.get((base_label, s.workers))
         if s.label == base_label or base is None:
@@ -268,8 +280,8 @@ def report(series: list[Series], rounds: int, base_label: str = BASE_LABEL) -> l
                          f"every filter off, wall {1 / wall:.2f}x")
         elif s.label == EVERY_FILTER:
             verdict = "met" if ratio <= 1 + TARGET_VARIANT_EXTRA else "NOT met"
-            lines.append(f"[{verdict}] {s.label}, workers={s.workers}: {ratio:.2f}x the base variant's CPU per row, "
-                         f"wall {wall:.2f}x (target <= {1 + TARGET_VARIANT_EXTRA:.2f})")
+            lines.append(f"[{verdict}] {s.label}, workers={s.workers}: {ratio:.2f}x the base variant's CPU per row"
+                         f"{_spread(s, base, cpu_per_row)}, wall {wall:.2f}x (target <= {1 + TARGET_VARIANT_EXTRA:.2f})")
         else:
             lines.append(f"      {s.label}, workers={s.workers}: {ratio:.2f}x the base variant's CPU per row, "
                          f"wall {wall:.2f}x")
