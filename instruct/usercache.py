@@ -5,13 +5,15 @@ instead of importing and asking the library again.
 
 Every file is named by the library's version and the settings it was asked with, so a new version is asked
 anew. A missing, cut or foreign file reads as nothing and is written again; a folder that cannot be written
-only costs the next run the same work.
+only costs the next run the same work. ``write_shared`` and ``read_shared`` are how any cache folder shared by
+concurrent runs is written and read (the LLM response cache too).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -29,22 +31,36 @@ def cache_file(package: str, name: str) -> Path | None:
 
 def recall(path: Path | None) -> object | None:
     """What is kept at ``path`` (parsed JSON), or None when there is nothing readable."""
+    return read_shared(path) if path is not None else None
+
+
+def remember(path: Path | None, value: object) -> None:
+    """Keep ``value`` (JSON-serialisable) at ``path``, whole or not at all for a run reading it meanwhile."""
     if path is None:
-        return None
+        return
+    try:
+        write_shared(path, orjson.dumps(value))
+    except OSError:
+        pass  # a folder that cannot be written costs the next run the same work, nothing more
+
+
+def write_shared(path: Path, data: bytes) -> None:
+    """Write a file that concurrent runs share (a sweep's jobs may write the same one at once): through a
+    temporary name of this process and thread, then renamed, so a reader sees the whole file or none. Raises
+    OSError, the temporary file removed; the caller says what a failed write costs."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_shared(path: Path) -> object | None:
+    """The JSON of a file ``write_shared`` wrote, or None when it is missing or damaged (made again then)."""
     try:
         return orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
-
-
-def remember(path: Path | None, value: object) -> None:
-    """Keep ``value`` (JSON-serialisable) at ``path``, atomically: a run reading it sees all of it or nothing."""
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(orjson.dumps(value))
-        partial.replace(path)
-    except OSError:
-        pass

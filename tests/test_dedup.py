@@ -199,6 +199,26 @@ def test_datasketchs_answer_is_kept_for_later_runs_and_a_damaged_copy_is_asked_a
     assert np.array_equal(again.a, a) and dedup._recall(params.answer_cache()) is not None
 
 
+def test_a_cache_folder_that_cannot_be_written_costs_a_run_nothing_but_the_child(tmp_path, monkeypatch):
+    """The answer is kept whole or not at all: a written one leaves no temporary file beside it, and a cache
+    folder that cannot be made (here under a file) leaves the run its answer, asked of datasketch."""
+    from instruct.filters import dedup
+
+    params = DedupParams(threshold=0.75, num_perm=32)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(dedup, "_ANSWERS", {})
+    written = params.hashing()
+    assert [p.name for p in (tmp_path / "cache" / "instruct").iterdir()] == [params.answer_cache().name]
+
+    blocker = tmp_path / "a file"
+    blocker.write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(dedup, "_ANSWERS", {})
+    unkept = params.hashing()
+    assert not params.answer_cache().exists()
+    assert (unkept.bands, unkept.rows) == (written.bands, written.rows) and np.array_equal(unkept.a, written.a)
+
+
 def test_a_line_the_shards_reject_makes_no_later_post_its_duplicate(tmp_path, posts):
     """The stage reads the anchor post from the JSON without validating the thread; a rejected line that says
     the same as a later one is dropped before it can count against it (and is not itself counted as removed)."""

@@ -7,13 +7,12 @@ the model said is stored: never a header, never the API key.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import orjson
 
 from instruct.errors import InstructError
+from instruct.usercache import read_shared, write_shared
 
 
 class ResponseCache:
@@ -28,20 +27,12 @@ class ResponseCache:
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        try:
-            data = orjson.loads(self.path(key).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None  # missing, or damaged: a miss, so the answer is asked again and rewritten
+        data = read_shared(self.path(key))  # None when missing or damaged: a miss, asked again and rewritten
         return data if isinstance(data, dict) else None
 
     def put(self, key: str, entry: dict) -> None:
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps(entry))
-            os.replace(tmp, path)
+            write_shared(self.path(key), orjson.dumps(entry))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise InstructError(f"cannot write the response cache {self.folder}: {exc.strerror or exc} "
                                 f"(set responder.cache_dir=…)") from None
