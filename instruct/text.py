@@ -277,13 +277,17 @@ class _IdfTable(dict):
 
 _TRAILING = ".,!?;:…\"'’”)]*"
 _SENTENCE_END = re.compile(r"[.!?…:;]['\"’”)\]]*$")
+# A handle, a link or a line break ends a run: each becomes a lone "." (which also starts a sentence), so a
+# list of names, one a line, gives each name, not "Japan Neil Pierre" across two lines (str.splitlines' breaks).
+_RUN_BREAK = re.compile(NOT_PROSE.pattern + r"|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def phrase_runs(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
     """Runs of consecutive content words of a text, as ``(written, lowercased, first word's index among the
-    text's prose words)``: the candidate keyphrases of a post (a stopword, a handle, a link, a number, a hashtag
-    or punctuation ends a run, as in RAKE and YAKE). A run's capitalised first word that only starts a sentence
-    ("Trade talks …") is lowercased when it is a common English word; a name keeps its capital."""
+    text's prose words)``: the candidate keyphrases of a post (a stopword, a handle, a link, a number, a hashtag,
+    punctuation or a line break ends a run, as in RAKE and YAKE). A run's capitalised first word that only starts
+    a sentence or a line ("Trade talks …") is lowercased when it is a common English word; a name keeps its
+    capital."""
     runs: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
     written: list[str] = []
     lowered: list[str] = []
@@ -300,7 +304,7 @@ def phrase_runs(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]
         written.clear()
         lowered.clear()
 
-    for token in NOT_PROSE.sub(" . ", text).split():
+    for token in _RUN_BREAK.sub(" . ", text).split():
         pairs = _TOKEN_CONTENT_WORDS[token]
         # A token continues a run only when it is one content word, maybe with punctuation after it
         # ("Monta\\~no" or "x/y" are not: a fragment is no phrase).

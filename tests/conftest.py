@@ -23,6 +23,7 @@ atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 from instruct.pipeline import generate  # noqa: E402  (after the cache folder is set)
 from instruct.schema import register  # noqa: E402
+from instruct.text import contains_whole_word  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -70,6 +71,12 @@ post_word = st.one_of(
 )
 post_text = st.lists(st.tuples(post_word, st.sampled_from([" ", "  ", "\n", " \n\n"])), min_size=1, max_size=40).map(
     lambda parts: "".join(w + s for w, s in parts).strip()).filter(bool)
+
+
+def on_one_line(text: str, phrase: str) -> bool:
+    """Whether every word of ``phrase`` occurs, as a whole word, on one line of ``text``: a keyphrase is a run
+    of words the post has together, never the end of one line joined to the start of the next."""
+    return any(all(contains_whole_word(line, word) for word in phrase.split()) for line in text.splitlines())
 
 
 def read_jsonl(path: Path) -> list:

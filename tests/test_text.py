@@ -112,6 +112,13 @@ def test_phrase_runs_stop_at_stopwords_punctuation_and_fragments():
                     ("foreign", "agent")]
 
 
+def test_phrase_runs_stop_at_line_breaks_and_a_line_starts_a_sentence():
+    runs = [written for written, _, _ in phrase_runs("Sixers starters vs. Wizards:\n\nQuentin Grimes\nRicky Council IV\r\n"
+                                                     "Justin Edwards\u2028Table Tennis - Indoor\nTrade talks with Canada")]
+    assert runs == [("Sixers", "starters"), ("Wizards",), ("Quentin", "Grimes"), ("Ricky", "Council"),
+                    ("Justin", "Edwards"), ("Table", "Tennis"), ("Indoor",), ("trade", "talks"), ("Canada",)]
+
+
 def test_the_zipf_table_kept_between_runs_is_wordfreqs_and_a_cut_copy_is_built_again(tmp_path, monkeypatch):
     """Runs read wordfreq's Zipf table from the user's cache folder instead of importing wordfreq: the same
     values exactly, and a damaged copy is never trusted."""
