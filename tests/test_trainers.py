@@ -2,16 +2,21 @@
 ``configs:`` and declared features) and by glob, LLaMA-Factory through ``dataset_info.json``, Axolotl through
 its ``datasets:`` snippet, ``blueprint`` as BluePrint's finetuning.py reads it.
 
-LLaMA-Factory 0.9.5 and Axolotl 0.19 would downgrade torch/transformers/datasets in this environment, so they
-are not installed: their tests run when the package is importable and skip otherwise; the always-run tests
-load the folder the way their loaders do (read in llamafactory/data/loader.py, axolotl/utils/data/shared.py).
+LLaMA-Factory 0.9.5 and Axolotl 0.19 pin torch, transformers, trl and datasets (Axolotl also antlr4, against
+Hydra's pin), so each runs in an environment of its own (``.ci/trainer-envs``): their tests write runs here
+and start a script of ``in_trainer_env/`` with that environment's interpreter, named by
+INSTRUCT_LLAMAFACTORY_PYTHON and INSTRUCT_AXOLOTL_PYTHON (CI sets both; unset, those tests skip). The always-run
+tests load the folder the way their loaders do (read in llamafactory/data/loader.py, axolotl/utils/data/shared.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import orjson
 import pytest
@@ -121,19 +126,17 @@ def test_dataset_info_names_both_splits_and_loads_as_llama_factory_reads_it(runs
 
 
 @pytest.mark.parametrize("fmt", LOADABLE)
-def test_llama_factory_itself_loads_both_splits(runs, fmt, monkeypatch):
-    pytest.importorskip("llamafactory")
-    from llamafactory.data.loader import _load_single_dataset
-    from llamafactory.data.parser import get_dataset_list
-    from llamafactory.hparams import DataArguments, ModelArguments
-    from transformers import Seq2SeqTrainingArguments
-
+def test_llama_factory_itself_loads_both_splits(runs, tmp_path, fmt):
+    """LLaMA-Factory's own loader and converter (its environment): every row of both splits, and the first row's
+    answer as its assistant turn."""
     run = runs[fmt]
-    for attr in get_dataset_list(["instruct_train", "instruct_validation"], str(run)):
-        aligned = _load_single_dataset(attr, ModelArguments(model_name_or_path="none"),
-                                       DataArguments(dataset_dir=str(run)), Seq2SeqTrainingArguments("out"))
-        assert aligned.num_rows == split_rows(run)[attr.split]
-        assert aligned[0]["_response"][0]["role"] == "assistant" and aligned[0]["_response"][0]["content"]
+    read = in_trainer_env("llamafactory", "llamafactory_loads.py", tmp_path, str(run))
+    assert {split: got["rows"] for split, got in read.items()} == split_rows(run)
+    first = json.loads((run / "train" / "cluster_0.jsonl").read_bytes().splitlines()[0])
+    answer = {"messages": lambda: first["messages"][-1]["content"], "alpaca": lambda: first["output"],
+              "sharegpt": lambda: first["conversations"][-1]["value"]}[fmt]()
+    assert read["train"]["response"] == [{"role": "assistant", "content": answer}]
+    assert read["train"]["prompt"][-1]["role"] == "user" and read["train"]["prompt"][-1]["content"]
 
 
 # Axolotl ------------------------------------------------------------------------------------------------------
@@ -161,29 +164,33 @@ def test_the_axolotl_snippet_loads_each_split_as_axolotl_does(runs, tmp_path, fm
 
 
 @pytest.mark.parametrize("fmt", LOADABLE)
-def test_axolotl_itself_accepts_and_loads_the_snippet(runs, fmt):
-    pytest.importorskip("axolotl")
-    from axolotl.utils.data.shared import load_dataset_with_config
-    from axolotl.utils.dict import DictDefault
-    from axolotl.utils.schemas.datasets import SFTDataset
+def test_axolotl_itself_accepts_and_loads_the_snippet(runs, tmp_path, fmt):
+    """Axolotl's own config schema, loader and chat_template strategy (its environment): the card's entries are
+    valid, load every row, and its strategy trains on the answer and on nothing else."""
+    snippet = tmp_path / "axolotl.yaml"
+    snippet.write_text(card_block(runs[fmt], "**Axolotl**", "yaml"))
+    read = in_trainer_env("axolotl", "axolotl_loads.py", tmp_path, str(snippet))
+    assert {got["split"]: got["rows"] for got in read} == split_rows(runs[fmt])
+    for got in read:
+        if got["type"] == "chat_template":
+            assert got["trained"].removesuffix("<|im_end|>") == got["answer"]
+        else:
+            assert got["type"] == "alpaca" and {"instruction", "input", "output"} <= set(got["columns"])
 
-    config = yaml.safe_load(card_block(runs[fmt], "**Axolotl**", "yaml"))
-    for entry in config["datasets"] + config["test_datasets"]:
-        checked = SFTDataset(**entry).model_dump(exclude_none=True)
-        loaded = load_dataset_with_config(DictDefault(checked), use_auth_token=False, streaming=False)
-        assert loaded.num_rows == split_rows(runs[fmt])[entry["split"]]
-        if entry["type"] == "chat_template":  # its own strategy trains on the answer, and on nothing else
-            from axolotl.prompt_strategies.chat_template import load
-            from test_training import train_tokenizer
 
-            content = entry["message_property_mappings"]["content"]
-            tokenizer = train_tokenizer([turn[content] for row in loaded for turn in row[entry["field_messages"]]])
-            strategy = load(tokenizer, DictDefault({"sequence_len": 4096, "train_on_inputs": False}),
-                            DictDefault(checked))
-            tokens = strategy.tokenize_prompt(loaded[0])
-            trained = [t for t, label in zip(tokens["input_ids"], tokens["labels"]) if label != -100]
-            answer = loaded[0][entry["field_messages"]][-1][content]
-            assert tokenizer.decode(trained).removesuffix("<|im_end|>") == answer
+def in_trainer_env(trainer: str, script: str, tmp_path: Path, *args: str):
+    """Run ``in_trainer_env/<script>`` with the trainer's own interpreter and return the JSON it writes."""
+    variable = f"INSTRUCT_{trainer.upper()}_PYTHON"
+    python = os.environ.get(variable)
+    if not python:
+        pytest.skip(f"{variable} is not set: eval \"$(.ci/trainer-envs)\" builds {trainer}'s environment and sets it")
+    result = tmp_path / f"{trainer}.json"
+    # Its own HF cache in tmp_path, and offline: a trainer's loader must read the folder, never the hub.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([python, str(Path(__file__).parent / "in_trainer_env" / script), *args, str(result)],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{trainer} failed:\n{done.stderr[-4000:]}"
+    return json.loads(result.read_text())
 
 
 # TRL ----------------------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 ``assistant_only_loss=True``, read exactly as the card's TRL snippet reads it.
 
 Nothing is downloaded: the model is a tiny Qwen2 built from a config (random weights) and the tokenizer a
-byte-level BPE trained here on the run's own text, with a chat template whose ``{% generation %}`` markers tell
-TRL which tokens are the assistant's. CPU only, a few steps.
+byte-level BPE trained here on the run's own text (tiny_tokenizer.py), with a chat template whose
+``{% generation %}`` markers tell TRL which tokens are the assistant's. CPU only, a few steps.
 """
 
 from __future__ import annotations
@@ -12,36 +12,13 @@ import math
 
 import pytest
 from conftest import run_pipeline
+from tiny_tokenizer import train_tokenizer
 
 datasets = pytest.importorskip("datasets")
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}<|im_start|>assistant\n"
-    "{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}\n"
-    "{% else %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SPECIAL = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
-
-
-def train_tokenizer(texts: list[str]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<|pad|>",
-                                                eos_token="<|im_end|>", bos_token=None)
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
 
 
 def test_sft_trainer_trains_on_the_messages_output_with_assistant_only_loss(tmp_path, shared_sample):
