@@ -113,8 +113,9 @@ def test_phrase_runs_stop_at_stopwords_punctuation_and_fragments():
 
 
 def test_phrase_runs_stop_at_line_breaks_and_a_line_starts_a_sentence():
-    runs = [written for written, _, _ in phrase_runs("Sixers starters vs. Wizards:\n\nQuentin Grimes\nRicky Council IV\r\n"
-                                                     "Justin Edwards\u2028Table Tennis - Indoor\nTrade talks with Canada")]
+    post = ("Sixers starters vs. Wizards:\n\nQuentin Grimes\nRicky Council IV\r\n"
+            "Justin Edwards\u2028Table Tennis - Indoor\nTrade talks with Canada")
+    runs = [written for written, _, _ in phrase_runs(post)]
     assert runs == [("Sixers", "starters"), ("Wizards",), ("Quentin", "Grimes"), ("Ricky", "Council"),
                     ("Justin", "Edwards"), ("Table", "Tennis"), ("Indoor",), ("trade", "talks"), ("Canada",)]
 
