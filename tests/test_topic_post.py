@@ -130,10 +130,7 @@ def test_topic_post_rows_on_the_real_sample(tmp_path, shared_sample):
     run = run_only(tmp_path, "topic_post", f"source.path={shared_sample / 'released'}", "output=alpaca")
     rows = rows_of(run)
     assert rows and all(r["task"] == "topic_post" for r in rows)
-    posts = set()
-    for path in (shared_sample / "released").glob("*.jsonl"):
-        for record in read_jsonl(path):
-            posts.update(m["text"] for m in record["thread"] if m.get("text"))
+    posts = real_posts(shared_sample)
     assert all(row["output"] in posts for row in rows)
 
 
@@ -141,11 +138,16 @@ def test_keyphrases_of_real_posts_never_join_two_lines(shared_sample):
     """Lists are common in real posts (a line-up, fixtures, a game sheet): each line's name is a phrase, never
     one line's last word joined to the next line's first ("Japan Neil Pierre", "Quentin Grimes Ricky")."""
     task = TopicPostTask().bind("topic_post", TEMPLATES)
-    posts = {m["text"] for path in (shared_sample / "released").glob("*.jsonl") for record in read_jsonl(path)
-             for m in record["thread"] if m.get("text")}
+    posts = real_posts(shared_sample)
     stats = ClusterStats.from_texts(sorted(posts))
     multiline = [post for post in posts if len(post.splitlines()) > 2]
     assert len(multiline) >= 40
     for post in posts:
         for phrase in task.phrases(post, stats):
             assert on_one_line(post, " ".join(phrase)), (phrase, post[:200])
+
+
+def real_posts(shared_sample) -> set[str]:
+    """Every message text of the real sample's released files."""
+    return {m["text"] for path in (shared_sample / "released").glob("*.jsonl") for record in read_jsonl(path)
+            for m in record["thread"] if m.get("text")}
