@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import manifest_of, read_jsonl, run_pipeline
 
+from instruct.card import prompt_and_response
+
 datasets = pytest.importorskip("datasets")
 
 LOADABLE = ["messages", "alpaca", "sharegpt"]
@@ -133,8 +135,7 @@ def test_llama_factory_itself_loads_both_splits(runs, tmp_path, fmt):
     read = in_trainer_env("llamafactory", "llamafactory_loads.py", tmp_path, str(run))
     assert {split: got["rows"] for split, got in read.items()} == split_rows(run)
     first = json.loads((run / "train" / "cluster_0.jsonl").read_bytes().splitlines()[0])
-    answer = {"messages": lambda: first["messages"][-1]["content"], "alpaca": lambda: first["output"],
-              "sharegpt": lambda: first["conversations"][-1]["value"]}[fmt]()
+    _, answer = prompt_and_response(first, fmt)
     assert read["train"]["response"] == [{"role": "assistant", "content": answer}]
     assert read["train"]["prompt"][-1]["role"] == "user" and read["train"]["prompt"][-1]["content"]
 
