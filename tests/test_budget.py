@@ -78,14 +78,17 @@ def test_rows_over_the_budget_are_dropped_and_counted_per_task_never_cut(tmp_pat
     assert sum(dropped.values()) > 0
     for task, count in dropped.items():
         assert manifest["counts"]["per_task"][task]["failed"].get(f"over budget.max_tokens={limit}", 0) == count
-    # every kept response is a whole one: the same texts the uncapped run built for those rows, or other
-    # whole rows (the thread went to another task), never a shortened text
-    free_rows = {(r["meta"]["thread_id"], r["task"]): r["messages"][1]["content"] for r in rows_of(free)}
+    # every kept response is a whole one, never a shortened text: none is a proper prefix of the response the
+    # uncapped run built for the same thread and task. (The texts need not recur: once a dropped row's thread
+    # is drawn again, the draws that follow differ, and with them a completion's cut or a template.)
+    free_responses = {(r["meta"]["thread_id"], r["task"]): r["messages"][1]["content"] for r in rows_of(free)}
+    compared = 0
     for row in rows_of(capped):
-        key = (row["meta"]["thread_id"], row["task"])
-        if key in free_rows and row["meta"]["template_id"] in {
-                r["meta"]["template_id"] for r in rows_of(free) if (r["meta"]["thread_id"], r["task"]) == key}:
-            assert row["messages"][1]["content"] == free_rows[key]
+        whole, kept_response = free_responses.get((row["meta"]["thread_id"], row["task"])), row["messages"][1]["content"]
+        if whole is not None:
+            assert kept_response == whole or not whole.startswith(kept_response)
+            compared += 1
+    assert compared >= 20  # enough rows to see a cut: 53 of the 299 kept rows on the bundled sample
 
 
 def test_token_statistics_are_exact(tmp_path, tokenizer_dir):
