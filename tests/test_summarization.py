@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from instruct.records import Message, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
-from instruct.tasks.summarization import SummarizationTask, one_line
+from instruct.tasks.summarization import NOTHING_SHARED, TIED, TOO_FEW, SummarizationTask, one_line
 from instruct.templates import ONE_THREAD, TemplateSet
 from instruct.text import ClusterStats
 
@@ -164,7 +164,7 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
         return
     row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
-        assert row in ("no content words in the conversation", "fewer than 2 distinct messages with content words")
+        assert row in ("no content words in the conversation", TOO_FEW, NOTHING_SHARED, TIED)
         return
     assert not UNFILLED.search(row.instruction) and not UNFILLED.search(row.response)
     lines, summary = transcript_and_summary(task, row)
@@ -182,9 +182,9 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
 
 
 @pytest.mark.parametrize("count", [3, 4, 5, 7])
-def test_unrelated_messages_tie_and_the_earliest_win(count):
-    # Messages that share no word are all equally central; the summary then takes the first ones, not
-    # whichever rounding noise favours.
+def test_unrelated_messages_of_a_conversation_tie_and_the_earliest_win(count):
+    # Messages that share no word are all equally central; in a conversation the summary then takes the
+    # first ones, which the others answer, not whichever rounding noise favours.
     texts = ["Trade talks stalled again over agricultural tariffs. Farmers on both sides are the ones paying for "
              "the delay.",
              "The river flooded the park trail again after just one night of rain.",
@@ -199,3 +199,47 @@ def test_unrelated_messages_tie_and_the_earliest_win(count):
                      Draws(np.random.default_rng(0)))
     lines, summary = transcript_and_summary(task, row)
     assert summary == lines[: min(3, (count + 1) // 2)]
+
+
+def summarize_feed(texts: list[str], max_points: int = 3):
+    """A feed of one-message threads, the last one the thread drawn: the row's (lines, summary), or why none."""
+    earlier = [thread_of([text], [f"e{i}"], thread_id=f"e{i}", line=i + 1) for i, text in enumerate(texts[:-1])]
+    thread = thread_of(texts[-1:], ["me"], thread_id="now", line=99)
+    task = SummarizationTask(max_points=max_points, max_messages=len(texts)).bind("summarization", TEMPLATES)
+    row = task.build(thread, context(earlier, texts=texts), Draws(np.random.default_rng(0)))
+    if isinstance(row, str):
+        return row
+    assert row.meta["variant"] == "feed" and len(row.meta["thread_ids"]) == len(texts)
+    return transcript_and_summary(task, row)
+
+
+UNRELATED = ["Trade talks stalled again over agricultural tariffs.", "The river flooded the park trail again.",
+             "The restored wetland upstream should help next year.", "Construction crews are laying track this week 🚄",
+             "The city council finally approved the new bike lanes downtown.", "Museum reopens Saturday morning.",
+             "Volcano erupted overnight."]
+
+
+def test_feed_posts_that_share_nothing_make_no_summary():
+    # Separate posts that share no word are equally (un)representative: an answer would pick them by their
+    # place in the feed, and a model trained on it would learn to quote the first posts. The thread goes to
+    # another task instead.
+    assert summarize_feed(UNRELATED) == NOTHING_SHARED
+
+
+def test_only_feed_posts_that_share_content_words_are_picked_and_the_prompt_asks_for_that_many():
+    texts = UNRELATED[:3] + ["Flooded park trail again, and the council approved bike lanes for it."] + UNRELATED[3:]
+    lines, summary = summarize_feed(texts, max_points=4)  # 4 of the 8 posts could be asked for
+    # The new post shares words with the river post and the council post; none of the others shares any, so
+    # the summary is those three, not a fourth taken by position (transcript_and_summary checks the count).
+    assert [lines.index(line) for line in summary] == [1, 3, 5]
+
+
+def test_feed_posts_that_tie_at_the_cut_are_all_left_out():
+    # Two of four posts can be asked for, and three say the same: which two would be a choice by position.
+    same = ["Solar panels on the library roof.", "The library roof gets solar panels.", "Solar panels, library roof: done."]
+    assert summarize_feed(same + ["Volcano erupted overnight."]) == TIED
+    # Three of six: the tram pair shares more than the parks posts, which tie with each other, so the summary
+    # is the pair, and the prompt asks for two.
+    tram = ["The tram downtown is late.", "Downtown tram late again!"]
+    lines, summary = summarize_feed(tram + ["Parks benches.", "Parks trees.", "Parks lights.", "Volcano erupted overnight."])
+    assert summary == lines[:2]

@@ -2,9 +2,13 @@
 
 Offline (no LLM responder) the task is *extractive* and its prompt says so: it asks for the ``{count}`` most
 representative messages, quoted verbatim with their authors, one per line, and the response is exactly
-that — the most central messages (TF-IDF cosine, cluster IDF, to the centroid), in time order, each as its
-transcript line ``User_k: text``. Abstractive wording ("in a few sentences", "a rundown") is used only by the
-``*_llm`` variants, when an LLM responder writes the answer.
+that — the most central messages (summed TF-IDF cosine to the other messages, cluster IDF), in time order, each
+as its transcript line ``User_k: text``. In a conversation an earlier message wins a tie (the replies answer
+it). The posts of a feed are separate, so their order means nothing: only a post that shares content words with
+the others is central, posts that tie at the cut are all left out, and a feed whose posts share none makes no
+row (the thread goes to another task) rather than an answer that picks posts by their position. Abstractive
+wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` variants, when an LLM responder
+writes the answer.
 
 A thread with ``min_messages`` text messages of its own is shown alone, as one conversation (``thread``
 variants). Real BluePrint threads are mostly one or two messages, so a shorter thread is preceded by whole
@@ -27,6 +31,9 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+TOO_FEW = "fewer than 2 distinct messages with content words"
+NOTHING_SHARED = "fewer than 2 distinct posts of the feed share content words with the others"
+TIED = "fewer than 2 posts of the feed are more central than the rest"
 EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
 ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
 
@@ -42,8 +49,9 @@ class SummarizationTask(Task):
     Args:
         weight: relative chance of being drawn.
         max_points: the summary has at most this many messages: ``min(max_points, ceil(n / 2))`` for a
-            conversation of ``n`` messages (fewer if too few have content words; never fewer than 2), so it is
-            always shorter than the conversation. The prompt states the actual count.
+            conversation of ``n`` messages (fewer if too few have content words or, in a feed, share them
+            with the others; never fewer than 2), so it is always shorter than the conversation. The prompt
+            states the actual count.
         min_messages: a conversation needs at least this many text messages (>= 3). A thread that has as
             many stands alone; a shorter one is preceded by earlier threads, as a feed.
         max_messages: budget of the conversation in messages.
@@ -140,20 +148,36 @@ class SummarizationTask(Task):
                 centroid[term] = centroid.get(term, 0.0) + weight
         if not centroid:
             return "no content words in the conversation"
-        # Vectors are unit length, so ranking by the dot product with the centroid ranks by cosine to it.
-        # Rounded, so messages that tie (unrelated ones all score their own length, 1) tie exactly instead of
-        # by rounding noise, and the stable sort lets the earlier message win.
-        centrality = [round(sum(weight * centroid[term] for term, weight in vector.items()), 9) for vector in vectors]
+        # A message is as central as what it shares with the others: its cosine to each other message, summed
+        # (its dot product with the centroid, less its own unit length). Rounded, so equal scores tie exactly
+        # instead of by rounding noise, and the stable sort keeps them in time order.
+        shared = [round(sum(weight * (centroid[term] - weight) for term, weight in vector.items()), 9)
+                  for vector in vectors]
+        if is_feed:
+            # The posts of a feed are separate, so their order says nothing about them: a post that shares no
+            # content word with the others is not central, and posts that tie at the cut are all left out.
+            # Either way, picking by position would teach "quote the first posts".
+            candidates = [i for i in range(len(messages)) if shared[i] > 0]
+        else:
+            # In a conversation the earlier message wins a tie: the later ones answer it, and its opening
+            # states the subject, so replies that repeat no word of it are summed up by how it starts.
+            candidates = [i for i in range(len(messages)) if vectors[i]]
+        candidates.sort(key=lambda i: -shared[i])
         points = min(self.max_points, (len(messages) + 1) // 2)
         picked: list[int] = []
-        for i in sorted(range(len(messages)), key=lambda i: -centrality[i]):
-            # A message without content words says nothing to summarize, and a repeated one nothing new.
-            if len(picked) == points or centrality[i] <= 0:
+        tied = False
+        for i in candidates:
+            if any(lines[i] == lines[j] for j in picked):  # a repeated message says nothing new
+                continue
+            if len(picked) == points:
+                if is_feed and shared[picked[-1]] == shared[i]:
+                    tied = True
+                    while picked and shared[picked[-1]] == shared[i]:
+                        picked.pop()
                 break
-            if all(lines[i] != lines[j] for j in picked):
-                picked.append(i)
+            picked.append(i)
         if len(picked) < 2:
-            return "fewer than 2 distinct messages with content words"
+            return TIED if tied else NOTHING_SHARED if is_feed else TOO_FEW
         picked.sort()
         instruction, template_id = self.render(variant, draws, count=len(picked),
                                                **{"feed" if is_feed else "conversation": shown})
