@@ -275,8 +275,9 @@ def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     per_task = manifest["counts"]["per_task"]
     lines = ["## Where responses come from", "",
              "Every response is taken from the data: a real post, the rest of a real post, a message of the "
-             "haystack, or a label from a configured label source. Summaries are *extractive*: the most "
-             "central messages of the conversation (TF-IDF), not written by a model."
+             "haystack, or a label from a configured label source. Summaries are *extractive*: the messages "
+             "that share the most content words with the rest of the conversation or feed (TF-IDF), not "
+             "written by a model; a post of a feed that shares none with the others is never picked."
              if "summarization" in per_task else
              "Every response is taken from the data: a real post, the rest of a real post, or a message of "
              "the haystack.", ""]
