@@ -84,9 +84,9 @@ def test_rows_over_the_budget_are_dropped_and_counted_per_task_never_cut(tmp_pat
     free_responses = {(r["meta"]["thread_id"], r["task"]): r["messages"][1]["content"] for r in rows_of(free)}
     compared = 0
     for row in rows_of(capped):
-        whole, kept_response = free_responses.get((row["meta"]["thread_id"], row["task"])), row["messages"][1]["content"]
+        whole, kept = free_responses.get((row["meta"]["thread_id"], row["task"])), row["messages"][1]["content"]
         if whole is not None:
-            assert kept_response == whole or not whole.startswith(kept_response)
+            assert kept == whole or not whole.startswith(kept)
             compared += 1
     assert compared >= 20  # enough rows to see a cut: 53 of the 299 kept rows on the bundled sample
 

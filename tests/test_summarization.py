@@ -181,19 +181,18 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
     assert row.meta["thread_ids"][-1] == "now" and set(row.meta["thread_ids"]) <= {"now"} | {t.id for t in earlier}
 
 
+UNRELATED = ["Trade talks stalled again over agricultural tariffs.", "The river flooded the park trail again.",
+             "The restored wetland upstream should help next year.",
+             "Construction crews are laying track this week 🚄",
+             "The city council finally approved the new bike lanes downtown.", "Museum reopens Saturday morning.",
+             "Volcano erupted overnight."]
+
+
 @pytest.mark.parametrize("count", [3, 4, 5, 7])
 def test_unrelated_messages_of_a_conversation_tie_and_the_earliest_win(count):
     # Messages that share no word are all equally central; in a conversation the summary then takes the
     # first ones, which the others answer, not whichever rounding noise favours.
-    texts = ["Trade talks stalled again over agricultural tariffs. Farmers on both sides are the ones paying for "
-             "the delay.",
-             "The river flooded the park trail again after just one night of rain.",
-             "The restored wetland upstream should help once it's finished next year.",
-             "Remember when they said high-speed rail was a fantasy? Construction crews are laying track this week 🚄",
-             "The city council finally approved the new bike lanes downtown. Took three years of meetings, but we "
-             "got there.",
-             "Museum reopens Saturday morning.", "Volcano erupted overnight."]
-    texts = texts[:count]
+    texts = UNRELATED[:count]
     task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
     row = task.build(thread_of(texts, [f"u{i}" for i in range(count)]), context(texts=texts),
                      Draws(np.random.default_rng(0)))
@@ -213,12 +212,6 @@ def summarize_feed(texts: list[str], max_points: int = 3):
     return transcript_and_summary(task, row)
 
 
-UNRELATED = ["Trade talks stalled again over agricultural tariffs.", "The river flooded the park trail again.",
-             "The restored wetland upstream should help next year.", "Construction crews are laying track this week 🚄",
-             "The city council finally approved the new bike lanes downtown.", "Museum reopens Saturday morning.",
-             "Volcano erupted overnight."]
-
-
 def test_feed_posts_that_share_nothing_make_no_summary():
     # Separate posts that share no word are equally (un)representative: an answer would pick them by their
     # place in the feed, and a model trained on it would learn to quote the first posts. The thread goes to
@@ -236,10 +229,12 @@ def test_only_feed_posts_that_share_content_words_are_picked_and_the_prompt_asks
 
 def test_feed_posts_that_tie_at_the_cut_are_all_left_out():
     # Two of four posts can be asked for, and three say the same: which two would be a choice by position.
-    same = ["Solar panels on the library roof.", "The library roof gets solar panels.", "Solar panels, library roof: done."]
+    same = ["Solar panels on the library roof.", "The library roof gets solar panels.",
+            "Solar panels, library roof: done."]
     assert summarize_feed(same + ["Volcano erupted overnight."]) == TIED
     # Three of six: the tram pair shares more than the parks posts, which tie with each other, so the summary
     # is the pair, and the prompt asks for two.
     tram = ["The tram downtown is late.", "Downtown tram late again!"]
-    lines, summary = summarize_feed(tram + ["Parks benches.", "Parks trees.", "Parks lights.", "Volcano erupted overnight."])
+    parks = ["Parks benches.", "Parks trees.", "Parks lights."]
+    lines, summary = summarize_feed(tram + parks + ["Volcano erupted overnight."])
     assert summary == lines[:2]
