@@ -224,17 +224,13 @@ def test_completions_asked_to_end_take_posts_that_end_like_a_sentence(real_run):
             assert ends_like_a_sentence(rest)
 
 
-def test_topics_name_what_the_post_is_about_by_a_sentence_embedding_model(tmp_path):
+def test_topics_name_what_the_post_is_about_by_a_sentence_embedding_model(tmp_path, shared_sample):
     """MiniLM cosine between a topic and its post: the median is 0.45 on this sample (the rarest-word topics
     it replaces: 0.39; YAKE's top phrase: 0.49), far above a topic paired with another post. Measured on a run
     of topic_post alone, so every post has its topic row: the ~65 rows it gets in tasks=all change with any
     change to another task's draws, and their median with them."""
-    from conftest import SHARED_SAMPLE
-
-    if not SHARED_SAMPLE.is_dir():
-        pytest.skip("../shared/data/blueprint-sample is not beside this checkout")
     model = load_minilm()
-    run = run_only(tmp_path, "topic_post", f"source.path={SHARED_SAMPLE / 'released'}", "dedup=none")
+    run = run_only(tmp_path, "topic_post", f"source.path={shared_sample / 'released'}", "dedup=none")
     rows = [row for row in rows_of_run(run) if not _topic(row)[0].startswith("#")]
     assert len(rows) >= 300
     topics = [" and ".join(_topic(row)) for row in rows]
