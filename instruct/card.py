@@ -20,6 +20,7 @@ import yaml
 
 from instruct.formats import sidecar_path
 from instruct.rundir import atomic_open
+from instruct.tasks.summarization import content_words_phrase
 from instruct.trainers import (LOADABLE, axolotl_snippet, hf_features, llama_factory_snippet, trl_snippet,
                                write_dataset_info)
 
@@ -273,11 +274,13 @@ def files(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
 
 def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     per_task = manifest["counts"]["per_task"]
+    shared = manifest.get("tasks", {}).get("summarization", {}).get("feed_min_shared", 1)
     lines = ["## Where responses come from", "",
              "Every response is taken from the data: a real post, the rest of a real post, a message of the "
              "haystack, or a label from a configured label source. Summaries are *extractive*: the messages "
              "that share the most content words with the rest of the conversation or feed (TF-IDF), not "
-             "written by a model; a post of a feed that shares none with the others is never picked."
+             "written by a model; a post of a feed is picked only if it shares "
+             f"{content_words_phrase(shared)} with another post of it."
              if "summarization" in per_task else
              "Every response is taken from the data: a real post, the rest of a real post, or a message of "
              "the haystack.", ""]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from instruct.records import Message, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
-from instruct.tasks.summarization import NOTHING_SHARED, TIED, TOO_FEW, SummarizationTask, one_line
+from instruct.tasks.summarization import TIED, TOO_FEW, SummarizationTask, nothing_shared, one_line
 from instruct.templates import ONE_THREAD, TemplateSet
 from instruct.text import ClusterStats
 
@@ -164,7 +164,7 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
         return
     row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
-        assert row in ("no content words in the conversation", TOO_FEW, NOTHING_SHARED, TIED)
+        assert row in ("no content words in the conversation", TOO_FEW, nothing_shared(task.feed_min_shared), TIED)
         return
     assert not UNFILLED.search(row.instruction) and not UNFILLED.search(row.response)
     lines, summary = transcript_and_summary(task, row)
@@ -200,11 +200,12 @@ def test_unrelated_messages_of_a_conversation_tie_and_the_earliest_win(count):
     assert summary == lines[: min(3, (count + 1) // 2)]
 
 
-def summarize_feed(texts: list[str], max_points: int = 3):
+def summarize_feed(texts: list[str], max_points: int = 3, **options):
     """A feed of one-message threads, the last one the thread drawn: the row's (lines, summary), or why none."""
     earlier = [thread_of([text], [f"e{i}"], thread_id=f"e{i}", line=i + 1) for i, text in enumerate(texts[:-1])]
     thread = thread_of(texts[-1:], ["me"], thread_id="now", line=99)
-    task = SummarizationTask(max_points=max_points, max_messages=len(texts)).bind("summarization", TEMPLATES)
+    task = SummarizationTask(max_points=max_points, max_messages=len(texts), **options).bind("summarization",
+                                                                                              TEMPLATES)
     row = task.build(thread, context(earlier, texts=texts), Draws(np.random.default_rng(0)))
     if isinstance(row, str):
         return row
@@ -216,7 +217,25 @@ def test_feed_posts_that_share_nothing_make_no_summary():
     # Separate posts that share no word are equally (un)representative: an answer would pick them by their
     # place in the feed, and a model trained on it would learn to quote the first posts. The thread goes to
     # another task instead.
-    assert summarize_feed(UNRELATED) == NOTHING_SHARED
+    assert summarize_feed(UNRELATED) == nothing_shared(2)
+    assert summarize_feed(UNRELATED, feed_min_shared=1) == nothing_shared(1)
+
+
+# Pairs of posts that share one word, each in another sense, and two posts about one wrestling match.
+ONE_WORD_APART = ["Social Security checks may arrive late this month.", "Our security team runs phishing drills.",
+                  "Data poisoning attacks on preference learning.", "Found this poll's data point insane lol"]
+SAME_MATCH = ["Toni Storm retains the AEW title tonight!", "AEW main event: Mariah May challenges Toni Storm."]
+
+
+def test_feed_posts_that_share_one_word_are_no_summary_by_default():
+    # "security" and "data" are all these posts share: a model told to quote what best shows the feed would
+    # learn that any repeated word makes two posts its subject.
+    assert summarize_feed(ONE_WORD_APART) == nothing_shared(2)
+    lines, summary = summarize_feed(ONE_WORD_APART, max_points=2, feed_min_shared=1)  # 0.4.2's rule quoted them
+    assert len(summary) == 2 and set(summary) <= set(lines)
+    # Posts that share a subject (Toni Storm, AEW) are quoted, and only they.
+    lines, summary = summarize_feed(ONE_WORD_APART[:2] + SAME_MATCH + ONE_WORD_APART[2:])
+    assert [lines.index(line) for line in summary] == [2, 3]
 
 
 def test_only_feed_posts_that_share_content_words_are_picked_and_the_prompt_asks_for_that_many():
@@ -233,8 +252,9 @@ def test_feed_posts_that_tie_at_the_cut_are_all_left_out():
             "Solar panels, library roof: done."]
     assert summarize_feed(same + ["Volcano erupted overnight."]) == TIED
     # Three of six: the tram pair shares more than the parks posts, which tie with each other, so the summary
-    # is the pair, and the prompt asks for two.
+    # is the pair, and the prompt asks for two (the parks posts share one word, so they are candidates only
+    # with feed_min_shared=1; with the default they are not, and the answer is the same).
     tram = ["The tram downtown is late.", "Downtown tram late again!"]
     parks = ["Parks benches.", "Parks trees.", "Parks lights."]
-    lines, summary = summarize_feed(tram + parks + ["Volcano erupted overnight."])
+    lines, summary = summarize_feed(tram + parks + ["Volcano erupted overnight."], feed_min_shared=1)
     assert summary == lines[:2]

@@ -4,9 +4,10 @@ Offline (no LLM responder) the task is *extractive* and its prompt says so: it a
 representative messages, quoted verbatim with their authors, one per line, and the response is exactly
 that — the most central messages (summed TF-IDF cosine to the other messages, cluster IDF), in time order, each
 as its transcript line ``User_k: text``. In a conversation an earlier message wins a tie (the replies answer
-it). The posts of a feed are separate, so their order means nothing: only a post that shares content words with
-the others is central, posts that tie at the cut are all left out, and a feed whose posts share none makes no
-row (the thread goes to another task) rather than an answer that picks posts by their position. Abstractive
+it). The posts of a feed are separate, so their order means nothing: only a post that shares at least
+``feed_min_shared`` content words (2) with another post of the feed is central, posts that tie at the cut are all
+left out, and a feed with fewer than two such posts makes no row (the thread goes to another task) rather than an
+answer that picks posts by their position, or by one word two unrelated posts happen to share. Abstractive
 wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` variants, when an LLM responder
 writes the answer.
 
@@ -32,7 +33,18 @@ def one_line(text: str) -> str:
 
 
 TOO_FEW = "fewer than 2 distinct messages with content words"
-NOTHING_SHARED = "fewer than 2 distinct posts of the feed share content words with the others"
+
+
+def content_words_phrase(count: int) -> str:
+    """``count`` content words, in words: how the manifest and the card state a feed's rule."""
+    return "a content word" if count == 1 else f"{count} content words"
+
+
+def nothing_shared(min_shared: int) -> str:
+    """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another."""
+    return f"fewer than 2 distinct posts of the feed share {content_words_phrase(min_shared)} with another post"
+
+
 TIED = "fewer than 2 posts of the feed are more central than the rest"
 EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
 ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
@@ -59,6 +71,9 @@ class SummarizationTask(Task):
         lookback: how many earlier threads of the cluster may be prepended to a short thread.
         feed: whether a short thread may be shown in a feed of earlier threads (false: only threads with
             ``min_messages`` of their own).
+        feed_min_shared: a feed post is quoted only if it shares at least this many content words with one
+            other post of the feed: one shared word is weak evidence of a shared subject (README.md, Fidelity,
+            gives the measurement). 1 is the rule of 0.4.2.
     """
 
     template_file = "summarization"
@@ -70,10 +85,11 @@ class SummarizationTask(Task):
     }
     uses_stats = True
 
-    bounds = {"max_points": (1, None), "min_messages": (3, None), "max_messages": (3, None), "max_chars": (1, None)}
+    bounds = {"max_points": (1, None), "min_messages": (3, None), "max_messages": (3, None), "max_chars": (1, None),
+              "feed_min_shared": (1, None)}
 
     def __init__(self, weight: float = 1.0, max_points: int = 3, min_messages: int = 3, max_messages: int = 8,
-                 max_chars: int = 3000, lookback: int = 20, feed: bool = True):
+                 max_chars: int = 3000, lookback: int = 20, feed: bool = True, feed_min_shared: int = 2):
         super().__init__(weight)
         if max_points < 2:
             raise ValueError("summarization needs max_points >= 2")
@@ -85,6 +101,8 @@ class SummarizationTask(Task):
         self.max_chars = max_chars
         self.lookback = lookback if feed else 0
         self.feed = feed
+        self.feed_min_shared = feed_min_shared
+        self._nothing_shared = nothing_shared(feed_min_shared)
 
     def conversation(self, thread: Thread, context: TaskContext) -> tuple[list[list[Message]], list[str]]:
         """The messages shown, grouped by thread (oldest first), and the ids of those threads."""
@@ -155,9 +173,12 @@ class SummarizationTask(Task):
                   for vector in vectors]
         if is_feed:
             # The posts of a feed are separate, so their order says nothing about them: a post that shares no
-            # content word with the others is not central, and posts that tie at the cut are all left out.
-            # Either way, picking by position would teach "quote the first posts".
-            candidates = [i for i in range(len(messages)) if shared[i] > 0]
+            # subject with another is not central, and posts that tie at the cut are all left out. Either way,
+            # picking by position would teach "quote the first posts". One shared word is no shared subject
+            # ("Social Security" and "security teams", Mark Carney and Mark Davis), so it takes several.
+            words = [vector.keys() for vector in vectors]
+            candidates = [i for i in range(len(messages)) if shared[i] > 0 and any(
+                len(words[i] & words[j]) >= self.feed_min_shared for j in range(len(messages)) if j != i)]
         else:
             # In a conversation the earlier message wins a tie: the later ones answer it, and its opening
             # states the subject, so replies that repeat no word of it are summed up by how it starts.
@@ -177,7 +198,7 @@ class SummarizationTask(Task):
                 break
             picked.append(i)
         if len(picked) < 2:
-            return TIED if tied else NOTHING_SHARED if is_feed else TOO_FEW
+            return TIED if tied else self._nothing_shared if is_feed else TOO_FEW
         picked.sort()
         instruction, template_id = self.render(variant, draws, count=len(picked),
                                                **{"feed" if is_feed else "conversation": shown})
