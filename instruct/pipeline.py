@@ -33,7 +33,7 @@ from instruct.manifest import build_manifest
 from instruct.plan import Shard, plan_shards, select_lines
 from instruct.responders import finish_responder, make_responder
 from instruct.rundir import IDENTITY, MANIFEST, PARTS, STATE, open_run_dir, save_config, version_id, write_json
-from instruct.schema import check, versioned_config
+from instruct.schema import PROJECT_ROOT, check, versioned_config
 from instruct.tasks.base import Task
 from instruct.templates import TemplateSet
 from instruct.text import post_words
@@ -57,6 +57,14 @@ class RunInfo:
     choices: dict = field(default_factory=dict)
     job_num: int | None = None
     hydra_config: DictConfig | None = None
+
+
+BUNDLED_SAMPLE = PROJECT_ROOT / "data" / "sample"
+# Said on every run over data of the user's own without decontamination: BluePrint's released files are where its
+# evaluation threads come from, and nothing in a training row shows it was one.
+NOT_DECONTAMINATED = ("not decontaminated: BluePrint's released cluster files hold the threads its evaluation set "
+                      "tests on; add decontaminate=blueprint decontaminate.repo=<a BluePrint checkout> (or "
+                      "decontaminate.paths=[...]) to keep them out of training")
 
 
 def build_tasks(tasks_cfg: DictConfig, templates: TemplateSet) -> list[Task]:
@@ -122,6 +130,8 @@ def generate(cfg: DictConfig, parent: Path, info: RunInfo | None = None, resume_
                 status = task.describe().get("status")
                 if status:
                     log.log(logging.WARNING if "not applicable" in status else logging.INFO, "%s: %s", task.name, status)
+            if not cfg.decontaminate.paths and Path(cfg.source.path).resolve() != BUNDLED_SAMPLE:
+                log.warning(NOT_DECONTAMINATED)
             for cluster in clusters:
                 if cluster.truncated:
                     log.warning("%s: %s; the %d lines before it are used", cluster.path, cluster.truncated, cluster.lines - 1)

@@ -16,7 +16,7 @@ from instruct.errors import InstructError
 from instruct.filters import decontaminate, normalize
 from instruct.filters.decontaminate import Decontaminator
 from instruct.filters.ngramhash import HashSet
-from instruct.pipeline import generate
+from instruct.pipeline import NOT_DECONTAMINATED, generate
 from instruct.records import Message, Thread
 
 EVAL_SAMPLE = ROOT.parent / "shared" / "data" / "blueprint-eval-sample"
@@ -81,6 +81,23 @@ def test_the_bundled_sample_loses_nothing_and_keeps_its_bytes(tmp_path, blueprin
     assert (cleaned / "contamination.jsonl").read_bytes() == b""
     assert data_files(plain) == data_files(cleaned)
     assert manifest_of(plain)["version_id"] != manifest_of(cleaned)["version_id"]
+
+
+def test_a_run_over_other_data_than_the_bundled_sample_says_it_was_not_decontaminated(tmp_path):
+    # BluePrint's released files hold its evaluation threads: a run over them without decontamination says so
+    # in the log, and one with it (or over the bundled sample, invented posts) does not.
+    data = tmp_path / "blueprint"
+    data.mkdir()
+    (data / "cluster_0.jsonl").write_bytes((ROOT / "data" / "sample" / "cluster_0.jsonl").read_bytes())
+    evaluation = _jsonl(tmp_path / "eval.jsonl", [{"text": EVAL_TEXT}])
+    logs = {}
+    for name, overrides in {"own data": [f"source.path={data}"],
+                            "own data, decontaminated": [f"source.path={data}", _paths([evaluation])],
+                            "bundled sample": []}.items():
+        run = run_pipeline(tmp_path / name.replace(" ", "_").replace(",", ""), "mix=none", *overrides)
+        logs[name] = (run / "run.log").read_text(encoding="utf-8")
+    assert NOT_DECONTAMINATED in logs["own data"]
+    assert NOT_DECONTAMINATED not in logs["own data, decontaminated"] + logs["bundled sample"]
 
 
 def test_an_evaluation_text_split_across_two_messages_is_found(tmp_path):
