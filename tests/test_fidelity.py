@@ -1,11 +1,13 @@
-"""Every row does what its instruction says, on the real BluePrint sample (`tasks=all`, responder=none).
+"""Every row does what its instruction says, on the real BluePrint sample (`tasks=all`, responder=none; the
+summarization tests run it alone, so every thread is offered to it).
 
 Each test reads the rows a researcher would train on and checks the promise of their template: an extractive
-summary is verbatim messages of its prompt, as many as it asks for, and a feed never calls itself one thread;
-topics and keywords are content words of the post; a needle's answer occurs exactly once in its haystack; a
-next-action prompt with nothing before it says a new post starts; a "bring it to an end" completion ends like a
-sentence; paraphrase makes no offline row. The last test measures topics with a real sentence-embedding model
-(skipped when the `embed` extra is not installed).
+summary is verbatim messages of its prompt, as many as it asks for, a feed never calls itself one thread, and it
+quotes only posts that share a subject with another; topics and keywords are content words of the post; a
+needle's answer occurs exactly once in its haystack; a next-action prompt with nothing before it says a new post
+starts; a "bring it to an end" completion ends like a sentence; paraphrase makes no offline row. Two tests
+measure meaning with a real sentence-embedding model, the quoted posts of a feed and topics (skipped when the
+`embed` extra is not installed).
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def quoted_feeds(summaries_run) -> list[tuple[list[str], list[int]]]:
         if row["meta"]["variant"] == "feed":
             prompt, answer = prompt_and_answer(row)
             lines = [line for line in prompt.split("\n") if re.match(r"User_\d+: ", line)]
-            feeds.append(([line.split(": ", 1)[1] for line in lines], [lines.index(line) for line in answer.split("\n")]))
+            quoted = [lines.index(line) for line in answer.split("\n")]
+            feeds.append(([line.split(": ", 1)[1] for line in lines], quoted))
     return feeds
 
 
