@@ -175,7 +175,7 @@ class SummarizationTask(Task):
             # The posts of a feed are separate, so their order says nothing about them: a post that shares no
             # subject with another is not central, and posts that tie at the cut are all left out. Either way,
             # picking by position would teach "quote the first posts". One shared word is no shared subject
-            # ("Social Security" and "security teams", Mark Carney and Mark Davis), so it takes several.
+            # ("Social Security" and "security teams", Mark Carney and Mark Madsen), so it takes several.
             words = [vector.keys() for vector in vectors]
             candidates = [i for i in range(len(messages)) if shared[i] > 0 and any(
                 len(words[i] & words[j]) >= self.feed_min_shared for j in range(len(messages)) if j != i)]
