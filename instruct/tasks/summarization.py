@@ -33,6 +33,9 @@ def one_line(text: str) -> str:
 
 
 TOO_FEW = "fewer than 2 distinct messages with content words"
+TIED = "fewer than 2 posts of the feed are more central than the rest"
+EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
+ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
 
 
 def content_words_phrase(count: int) -> str:
@@ -43,11 +46,6 @@ def content_words_phrase(count: int) -> str:
 def nothing_shared(min_shared: int) -> str:
     """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another."""
     return f"fewer than 2 distinct posts of the feed share {content_words_phrase(min_shared)} with another post"
-
-
-TIED = "fewer than 2 posts of the feed are more central than the rest"
-EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
-ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
 
 
 def _extractive(*required: str, must_not_say: tuple[str, ...] = ()) -> Slots:
