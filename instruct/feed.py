@@ -1,6 +1,6 @@
 """The feed: the threads a shard read just before the current one, as a reader scrolling the cluster saw them.
 
-Tasks with a look-back (needle, summarization) read it through their `TaskContext`. The window is a distance
+Tasks with a look-back (needle) read it through their `TaskContext`. The window is a distance
 in the file: the last ``lookback`` lines read, rejected lines and threads of the other split included, so a
 thread's feed does not depend on how the cluster is sharded. A task only sees threads of its own split.
 

@@ -62,7 +62,7 @@ def real_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def summaries_run(tmp_path_factory):
-    """Summarization alone, so every thread is offered to it: tasks=all gives it a dozen rows."""
+    """Summarization alone, so every thread is offered to it: tasks=all gives it a handful of rows."""
     return _sample_run(tmp_path_factory, only="summarization")
 
 
@@ -100,7 +100,7 @@ def fields(row: dict, task_file: str) -> dict[str, str]:
 def test_summaries_are_verbatim_messages_of_the_prompt_as_many_as_it_asks(summaries_run):
     run, _, posts = summaries_run
     rows = rows_of(summaries_run, "summarization")
-    assert len(rows) >= 50
+    assert len(rows) >= 6
     for row in rows:
         prompt, answer = prompt_and_answer(row)
         picked = answer.split("\n")
@@ -137,21 +137,36 @@ def test_feed_summaries_quote_only_posts_that_share_two_content_words_with_anoth
     shared nothing tied and the earliest won (36 of 208 picks on this sample); in 0.4.2 one shared word made a
     post central, however unrelated ("Social Security" / "security teams")."""
     feeds = quoted_feeds(summaries_run)
-    assert len(feeds) >= 50
+    assert len(feeds) >= 5
     for posts, quoted in feeds:
         words = [set(terms(post)) for post in posts]
         for own in quoted:
             assert any(len(words[own] & others) >= 2 for i, others in enumerate(words) if i != own), posts[own]
 
 
+@pytest.mark.parametrize("run", ["summaries_run", "real_run"])
+def test_no_post_is_shown_in_two_summaries_so_no_answer_repeats(run, request):
+    """Feeds that end at the drawn thread overlap: in 0.4.3 a run of summarization alone wrote 79 rows with 27
+    distinct answers, one of them in 7 rows, each beside a feed shifted by a post. A stretch of the feed makes
+    one row."""
+    rows = rows_of(request.getfixturevalue(run), "summarization")
+    assert rows
+    shown = [thread_id for row in rows for thread_id in row["meta"]["thread_ids"]]
+    assert len(shown) == len(set(shown))
+    answers = [frozenset(line.split(": ", 1)[1] for line in prompt_and_answer(row)[1].split("\n")) for row in rows]
+    assert len(answers) == len(set(answers))
+
+
 def test_the_card_states_which_feed_posts_a_summary_may_quote(summaries_run):
     card = (summaries_run[0] / "README.md").read_text(encoding="utf-8")
     assert "a post of a feed is picked only if it shares 2 content words with another post of it" in card
+    assert "no post is shown in two summaries" in card
 
 
 def test_the_posts_a_feed_summary_quotes_share_a_subject_by_a_sentence_embedding_model(summaries_run):
-    """MiniLM cosine between two posts one feed row quotes: mean 0.33 on this sample, against 0.09 for any two
-    posts of those feeds (0.4.2's one-shared-word rule: 0.18, against 0.09)."""
+    """MiniLM cosine between two posts one feed row quotes: mean 0.20 on this sample, against 0.09 for any two
+    posts of those feeds (0.4.2's one-shared-word rule: 0.17, against 0.09). Few pairs, each counted once: one
+    row per stretch of the feed (0.4.3's overlapping feeds counted a good pair up to 7 times: 0.33)."""
     model = load_minilm()
     feeds = quoted_feeds(summaries_run)
     texts = sorted({post for posts, _ in feeds for post in posts})
@@ -162,8 +177,8 @@ def test_the_posts_a_feed_summary_quotes_share_a_subject_by_a_sentence_embedding
 
     quoted = [c for posts, picks in feeds for c in cosines(posts, picks)]
     every = [c for posts, _ in feeds for c in cosines(posts, list(range(len(posts))))]
-    assert len(quoted) >= 80
-    assert statistics.mean(quoted) >= 0.28 and statistics.mean(quoted) >= 2.5 * statistics.mean(every)
+    assert len(quoted) >= 8
+    assert statistics.mean(quoted) >= 0.185 and statistics.mean(quoted) >= 2 * statistics.mean(every)
 
 
 def test_paraphrase_makes_no_offline_row_and_says_why(real_run):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from instruct.records import Message, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import TaskContext
-from instruct.tasks.summarization import TIED, TOO_FEW, SummarizationTask, nothing_shared, one_line
+from instruct.tasks.summarization import STRETCH_TAKEN, TIED, TOO_FEW, SummarizationTask, nothing_shared, one_line
 from instruct.templates import ONE_THREAD, TemplateSet
 from instruct.text import ClusterStats
 
@@ -31,9 +31,13 @@ def thread_of(texts: list[str], users: list[str], thread_id: str = "t", line: in
                   tuple(Message(user, i, text, None) for i, (user, text) in enumerate(zip(users, texts))))
 
 
-def context(earlier: list[Thread] = (), texts: list[str] = ()) -> TaskContext:
+def context(task: SummarizationTask, chunk: list[Thread] = (), texts: list[str] = (),
+            split_of=lambda thread_id: "train") -> TaskContext:
+    """The context of a chunk of threads, as the worker hands it to the task before offering them."""
     stats = ClusterStats.from_texts(list(texts) or ["transit parks climate", "parks"])
-    return TaskContext(cluster="cluster_0", stats=stats, earlier=lambda: list(earlier))
+    ctx = TaskContext(cluster="cluster_0", stats=stats, chunk=list(chunk), split_of=split_of)
+    task.begin_chunk(ctx)
+    return ctx
 
 
 def transcript_and_summary(task: SummarizationTask, row) -> tuple[list[str], list[str]]:
@@ -70,7 +74,7 @@ def test_summary_is_the_central_messages_in_time_order_with_their_authors():
     ]
     users = ["ann", "bob", "cy", "ann", "dee", "bob"]
     task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
-    row = task.build(thread_of(texts, users), context(texts=texts), Draws(np.random.default_rng(0)))
+    row = task.build(thread_of(texts, users), context(task, texts=texts), Draws(np.random.default_rng(0)))
     lines, summary = transcript_and_summary(task, row)
     assert lines == [f"User_{k}: {t}" for k, t in zip([0, 1, 2, 0, 3, 1], texts)]
     # The three tram messages are central; the cat and the umbrella are not.
@@ -79,15 +83,15 @@ def test_summary_is_the_central_messages_in_time_order_with_their_authors():
     assert {2, 4}.isdisjoint(picked)
 
 
-def test_short_thread_is_shown_in_a_feed_of_whole_earlier_threads_never_as_one_discussion():
+def test_short_thread_is_shown_in_its_stretch_of_the_feed_never_as_one_discussion():
     earlier = [thread_of([f"earlier thread {i} about parks", f"a reply on parks {i}"], [f"e{i}", f"f{i}"],
                          thread_id=f"e{i}", line=i + 1) for i in range(5)]
     thread = thread_of(["the thread itself about transit"], ["me"], thread_id="now", line=9)
     task = SummarizationTask(max_messages=6).bind("summarization", TEMPLATES)
     for seed in range(10):
-        row = task.build(thread, context(earlier), Draws(np.random.default_rng(seed)))
+        row = task.build(thread, context(task, earlier + [thread]), Draws(np.random.default_rng(seed)))
         lines, _ = transcript_and_summary(task, row)
-        # Two whole earlier threads fit the budget of 6 messages with the thread's own message (2 + 2 + 1).
+        # The budget of 6 messages packs three whole threads (2 + 2 + 2), then two and this one (2 + 2 + 1).
         assert row.meta["thread_ids"] == ["e3", "e4", "now"] and row.meta["variant"] == "feed"
         assert lines[-1].endswith(": the thread itself about transit") and len(lines) == 5
         assert "Post 3:\n" in row.instruction and "feed" in row.instruction.lower()
@@ -97,11 +101,46 @@ def test_short_thread_is_shown_in_a_feed_of_whole_earlier_threads_never_as_one_d
         assert not [phrase for phrase in ONE_THREAD if phrase in wording.lower()]
 
 
-def test_a_thread_long_enough_stands_alone():
-    thread = thread_of(["one on parks", "two on parks", "three on transit"], ["a", "b", "a"], thread_id="own")
-    earlier = [thread_of(["older"], ["x"], thread_id="old")]
+def test_a_stretch_of_the_feed_makes_one_row_whichever_of_its_threads_is_drawn():
+    # Feeds that overlapped would show the same posts in several rows, and the same answer with them.
+    posts = ["The tram downtown is late.", "Volcano erupted overnight.", "Downtown tram late again!",
+             "Museum reopens Saturday morning.", "Parks lights.", "Trade talks stalled."]
+    chunk = [thread_of([text], [f"u{i}"], thread_id=f"t{i}", line=i + 1) for i, text in enumerate(posts)]
+    answers = set()
+    for drawn in range(4):
+        task = SummarizationTask(max_messages=4).bind("summarization", TEMPLATES)
+        ctx = context(task, chunk, texts=posts)
+        assert task.decline_reason(chunk[drawn], ctx) is None
+        row = task.build(chunk[drawn], ctx, Draws(np.random.default_rng(drawn)))
+        # The stretch is the first four posts whichever of them is drawn, so is the answer: the tram posts.
+        assert row.meta["thread_ids"] == ["t0", "t1", "t2", "t3"] and row.meta["thread_id"] == f"t{drawn}"
+        answers.add(row.response)
+        assert [task.decline_reason(thread, ctx) for thread in chunk] == [STRETCH_TAKEN] * 4 + [
+            "conversation shorter than 3 messages"] * 2
+    assert answers == {"User_0: The tram downtown is late.\nUser_2: Downtown tram late again!"}
+
+
+def test_a_stretch_holds_consecutive_short_threads_of_one_split():
+    chunk = [thread_of(["a on parks"], ["a"], thread_id="a", line=1),
+             thread_of(["b on parks"], ["b"], thread_id="b", line=2),
+             thread_of(["one", "two", "three"], ["c", "d", "c"], thread_id="conversation", line=3),
+             thread_of(["e on parks"], ["e"], thread_id="e", line=4),
+             thread_of([None], ["f"], thread_id="no text", line=5),
+             thread_of(["g on parks"], ["g"], thread_id="validation g", line=6),
+             thread_of(["h on parks"], ["h"], thread_id="h", line=7)]
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    row = task.build(thread, context(earlier), Draws(np.random.default_rng(2)))
+    stretches = task.stretches(chunk, lambda thread_id: "validation" if thread_id.startswith("validation") else "train")
+    # A conversation of its own ends a stretch; a thread without text is not shown; the other split's threads
+    # make stretches of their own.
+    assert {line: [t.id for t in stretch.threads] for line, stretch in stretches.items()} == {
+        1: ["a", "b"], 2: ["a", "b"], 4: ["e", "h"], 6: ["validation g"], 7: ["e", "h"]}
+
+
+def test_a_thread_long_enough_stands_alone():
+    thread = thread_of(["one on parks", "two on parks", "three on transit"], ["a", "b", "a"], thread_id="own", line=2)
+    earlier = [thread_of(["older", "reply"], ["x", "y"], thread_id="old")]
+    task = SummarizationTask().bind("summarization", TEMPLATES)
+    row = task.build(thread, context(task, [earlier[0], thread]), Draws(np.random.default_rng(2)))
     assert row.meta["thread_ids"] == ["own"] and row.meta["variant"] == "thread"
     assert len(row.response.split("\n")) == 2  # ceil(3 / 2): a summary is shorter than the conversation
     assert "verbatim" in row.instruction.lower() or "word for word" in row.instruction.lower() \
@@ -109,34 +148,35 @@ def test_a_thread_long_enough_stands_alone():
 
 
 def test_without_the_feed_only_threads_of_their_own_are_used():
-    earlier = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old")]
+    chunk = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old"),
+             thread_of(["just me on parks"], ["a"], line=2)]
     task = SummarizationTask(feed=False).bind("summarization", TEMPLATES)
-    assert task.lookback == 0
-    assert task.decline_reason(thread_of(["just me on parks"], ["a"]), context(earlier)) == \
-        "conversation shorter than 3 messages"
+    assert task.decline_reason(chunk[1], context(task, chunk)) == "conversation shorter than 3 messages"
 
 
 @pytest.mark.parametrize("own", [["one on parks", "two on parks", "three on transit"], ["me on transit"]])
 def test_an_llm_writes_abstractive_summaries_with_their_own_templates(own):
-    earlier = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old")]
+    chunk = [thread_of(["older on parks", "reply on parks"], ["x", "y"], thread_id="old"),
+             thread_of(own, ["a", "b", "c"][: len(own)], line=2)]
     task = SummarizationTask().bind("summarization", TEMPLATES)
     task.llm_answers = True
-    row = task.build(thread_of(own, ["a", "b", "c"][: len(own)]), context(earlier), Draws(np.random.default_rng(0)))
+    row = task.build(chunk[1], context(task, chunk), Draws(np.random.default_rng(0)))
     assert row.meta["variant"] == ("thread_llm" if len(own) == 3 else "feed_llm") and row.response == ""
     assert "verbatim" not in row.instruction.lower()
 
 
 def test_declines_when_no_conversation_of_three_messages_can_be_made():
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    assert task.decline_reason(thread_of([None], ["a"]), context()) == "no text message"
-    assert task.decline_reason(thread_of(["just me", "and you"], ["a", "b"]), context()) == \
+    assert task.decline_reason(thread_of([None], ["a"]), context(task)) == "no text message"
+    short = thread_of(["just me", "and you"], ["a", "b"])
+    assert task.decline_reason(short, context(task, [short])) == \
         "conversation shorter than 3 messages"
 
 
 def test_multi_line_messages_stay_on_one_transcript_line():
     texts = ["first line\nsecond line about parks", "a reply on parks", "another\n\nreply on transit"]
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    row = task.build(thread_of(texts, ["a", "b", "c"]), context(), Draws(np.random.default_rng(3)))
+    row = task.build(thread_of(texts, ["a", "b", "c"]), context(task), Draws(np.random.default_rng(3)))
     lines, summary = transcript_and_summary(task, row)
     assert lines == [f"User_{i}: {one_line(t)}" for i, t in enumerate(texts)]
     assert set(summary) <= set(lines)
@@ -158,7 +198,7 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
     earlier = [thread_of(texts, [f"e{i}"] * len(texts), thread_id=f"e{i}", line=i + 1) for i, texts in enumerate(feed)]
     thread = thread_of(own, users[: len(own)], thread_id="now", line=99)
     task = SummarizationTask(max_points=max_points).bind("summarization", TemplateSet(template_set))
-    ctx = context(earlier, texts=own)
+    ctx = context(task, earlier + [thread], texts=own)
     if task.decline_reason(thread, ctx) is not None:
         assert len(own) < 3  # a thread of three messages is a conversation by itself
         return
@@ -178,7 +218,7 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
         if label not in seen:
             assert label == f"User_{len(seen)}"
             seen.append(label)
-    assert row.meta["thread_ids"][-1] == "now" and set(row.meta["thread_ids"]) <= {"now"} | {t.id for t in earlier}
+    assert "now" in row.meta["thread_ids"] and set(row.meta["thread_ids"]) <= {"now"} | {t.id for t in earlier}
 
 
 UNRELATED = ["Trade talks stalled again over agricultural tariffs.", "The river flooded the park trail again.",
@@ -194,7 +234,7 @@ def test_unrelated_messages_of_a_conversation_tie_and_the_earliest_win(count):
     # first ones, which the others answer, not whichever rounding noise favours.
     texts = UNRELATED[:count]
     task = SummarizationTask(max_points=3).bind("summarization", TEMPLATES)
-    row = task.build(thread_of(texts, [f"u{i}" for i in range(count)]), context(texts=texts),
+    row = task.build(thread_of(texts, [f"u{i}" for i in range(count)]), context(task, texts=texts),
                      Draws(np.random.default_rng(0)))
     lines, summary = transcript_and_summary(task, row)
     assert summary == lines[: min(3, (count + 1) // 2)]
@@ -206,7 +246,7 @@ def summarize_feed(texts: list[str], max_points: int = 3, **options):
     thread = thread_of(texts[-1:], ["me"], thread_id="now", line=99)
     task = SummarizationTask(max_points=max_points, max_messages=len(texts), **options).bind("summarization",
                                                                                               TEMPLATES)
-    row = task.build(thread, context(earlier, texts=texts), Draws(np.random.default_rng(0)))
+    row = task.build(thread, context(task, earlier + [thread], texts=texts), Draws(np.random.default_rng(0)))
     if isinstance(row, str):
         return row
     assert row.meta["variant"] == "feed" and len(row.meta["thread_ids"]) == len(texts)

@@ -29,7 +29,7 @@ class TaskContext:
         earlier: returns the earlier threads of the same split, oldest first, within the configured
             look-back (only tasks with ``lookback > 0`` ask for it).
         chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines, same split or not),
-            for tasks that pair threads with each other.
+            for tasks that pair threads with each other or group them (summarization's stretches of the feed).
         split_of: the split of any thread id, so a task that pairs threads keeps each pair on one side.
         feed: the feed ``earlier`` reads, when the worker runs the task: its message log lets a task take the
             newest messages of the split without walking the threads (None: tasks build what they need from

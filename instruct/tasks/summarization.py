@@ -12,13 +12,20 @@ wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` varian
 writes the answer.
 
 A thread with ``min_messages`` text messages of its own is shown alone, as one conversation (``thread``
-variants). Real BluePrint threads are mostly one or two messages, so a shorter thread is preceded by whole
-earlier threads of the same cluster and split, within a budget, and the prompt presents them as a *feed* of
-separate posts, never as one discussion (``feed`` variants); ``feed: false`` turns those off. The manifest
+variants). Real BluePrint threads are mostly one or two messages, so a shorter thread is shown in its *stretch
+of the feed*, and the prompt presents it as a feed of separate posts, never as one discussion (``feed``
+variants); ``feed: false`` turns those off. The stretches tile each 1024-line chunk: consecutive short threads
+of one split, packed in file order up to the budget, a conversation of its own ending one. A stretch makes at
+most one row, from the first of its threads drawn for the task, whatever its place in the stretch, so no two
+rows show the same post and no answer is repeated. The stretch does not depend on which thread was drawn, so
+neither does its answer: feeds that end at the drawn thread overlap, and keeping only the first of them to
+quote a pair of posts would keep the one that ends at the second, its last post quoted in most rows. The manifest
 counts rows per variant (``counts.per_task.summarization.variants``).
 """
 
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 from instruct.records import Message, Row, Thread
 from instruct.seeding import Draws
@@ -34,6 +41,7 @@ def one_line(text: str) -> str:
 
 TOO_FEW = "fewer than 2 distinct messages with content words"
 TIED = "fewer than 2 posts of the feed are more central than the rest"
+STRETCH_TAKEN = "an earlier thread of its stretch of the feed was drawn for it"
 EXTRACTIVE_PROMISE = ("verbatim", "quote", "word for word", "exactly as written")
 ABSTRACTIVE_WORDS = ("in a few sentences", "rundown", "paragraph", "in your own words", "overview", "explain")
 
@@ -46,6 +54,24 @@ def content_words_phrase(count: int) -> str:
 def nothing_shared(min_shared: int) -> str:
     """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another."""
     return f"fewer than 2 distinct posts of the feed share {content_words_phrase(min_shared)} with another post"
+
+
+class _Stretch:
+    """Consecutive short threads of one split, shown together as a feed; ``taken`` once one was drawn."""
+
+    __slots__ = ("threads", "groups", "messages", "chars", "taken")
+
+    def __init__(self):
+        self.threads: list[Thread] = []
+        self.groups: list[list[Message]] = []
+        self.messages = self.chars = 0
+        self.taken = False
+
+    def add(self, thread: Thread, texts: list[Message], chars: int) -> None:
+        self.threads.append(thread)
+        self.groups.append(texts)
+        self.messages += len(texts)
+        self.chars += chars
 
 
 def _extractive(*required: str, must_not_say: tuple[str, ...] = ()) -> Slots:
@@ -63,11 +89,10 @@ class SummarizationTask(Task):
             with the others; never fewer than 2), so it is always shorter than the conversation. The prompt
             states the actual count.
         min_messages: a conversation needs at least this many text messages (>= 3). A thread that has as
-            many stands alone; a shorter one is preceded by earlier threads, as a feed.
-        max_messages: budget of the conversation in messages.
-        max_chars: budget of the conversation in characters of message text.
-        lookback: how many earlier threads of the cluster may be prepended to a short thread.
-        feed: whether a short thread may be shown in a feed of earlier threads (false: only threads with
+            many stands alone; a shorter one is shown in its stretch of the feed.
+        max_messages: budget of the conversation, and of a stretch of the feed, in messages.
+        max_chars: budget of the conversation, and of a stretch of the feed, in characters of message text.
+        feed: whether a short thread may be shown in its stretch of the feed (false: only threads with
             ``min_messages`` of their own).
         feed_min_shared: a feed post is quoted only if it shares at least this many content words with one
             other post of the feed: one shared word is weak evidence of a shared subject (README.md, Fidelity,
@@ -87,7 +112,7 @@ class SummarizationTask(Task):
               "feed_min_shared": (1, None)}
 
     def __init__(self, weight: float = 1.0, max_points: int = 3, min_messages: int = 3, max_messages: int = 8,
-                 max_chars: int = 3000, lookback: int = 20, feed: bool = True, feed_min_shared: int = 2):
+                 max_chars: int = 3000, feed: bool = True, feed_min_shared: int = 2):
         super().__init__(weight)
         if max_points < 2:
             raise ValueError("summarization needs max_points >= 2")
@@ -97,13 +122,38 @@ class SummarizationTask(Task):
         self.min_messages = min_messages
         self.max_messages = max_messages
         self.max_chars = max_chars
-        self.lookback = lookback if feed else 0
         self.feed = feed
         self.feed_min_shared = feed_min_shared
         self._nothing_shared = nothing_shared(feed_min_shared)
+        self._stretches: dict[int, _Stretch] = {}  # line → the stretch of the feed it is in (short threads only)
 
-    def conversation(self, thread: Thread, context: TaskContext) -> tuple[list[list[Message]], list[str]]:
-        """The messages shown, grouped by thread (oldest first), and the ids of those threads."""
+    def begin_chunk(self, context: TaskContext) -> None:
+        self._stretches = self.stretches(context.chunk, context.split_of) if self.feed else {}
+
+    def stretches(self, chunk: Sequence[Thread], split_of: Callable[[str], str]) -> dict[int, _Stretch]:
+        """The chunk's short threads tiled into stretches of the feed, by line: in file order, a split's
+        consecutive short threads fill one stretch up to the budget, and a conversation of its own (which
+        makes its own rows) ends it. A thread over the budget alone is a stretch of its own."""
+        by_line, current = {}, {}
+        for thread in chunk:
+            texts = thread.text_messages()
+            if not texts:
+                continue
+            split = split_of(thread.id)
+            if len(texts) >= self.min_messages:
+                current.pop(split, None)
+                continue
+            chars = sum(len(m.text) for m in texts)
+            stretch = current.get(split)
+            if stretch is None or (stretch.messages + len(texts) > self.max_messages
+                                   or stretch.chars + chars > self.max_chars):
+                stretch = current[split] = _Stretch()
+            stretch.add(thread, texts, chars)
+            by_line[thread.line] = stretch
+        return by_line
+
+    def conversation(self, thread: Thread) -> tuple[list[list[Message]], list[str]]:
+        """The messages shown, grouped by thread (in file order), and the ids of those threads."""
         own = thread.text_messages()
         if len(own) >= self.min_messages:
             # A real conversation stands alone; a long one keeps its beginning, which the rest answers.
@@ -114,34 +164,26 @@ class SummarizationTask(Task):
                 kept.append(message)
                 chars += len(message.text)
             return [kept], [thread.id]
-        groups, ids = [list(own)], [thread.id]
-        if not self.feed:
-            return groups, ids
-        count, chars = len(own), sum(len(m.text) for m in own)
-        # Whole earlier threads, newest first, and stop at the first that does not fit, so the feed shown
-        # is contiguous, as a reader saw it.
-        for earlier in reversed(context.earlier()):
-            texts = earlier.text_messages()
-            if not texts:
-                continue
-            size = sum(len(m.text) for m in texts)
-            if count + len(texts) > self.max_messages or chars + size > self.max_chars:
-                break
-            groups.insert(0, texts)
-            ids.insert(0, earlier.id)
-            count += len(texts)
-            chars += size
-        return groups, ids
+        stretch = self._stretches.get(thread.line)
+        if stretch is None:  # feed: false
+            return [own], [thread.id]
+        return stretch.groups, [t.id for t in stretch.threads]
 
     def decline_reason(self, thread: Thread, context: TaskContext) -> str | None:
         if not thread.text_messages():
             return "no text message"
-        if sum(map(len, self.conversation(thread, context)[0])) < self.min_messages:
+        stretch = self._stretches.get(thread.line)
+        if stretch is not None and stretch.taken:
+            return STRETCH_TAKEN
+        if sum(map(len, self.conversation(thread)[0])) < self.min_messages:
             return f"conversation shorter than {self.min_messages} messages"
         return None
 
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
-        groups, thread_ids = self.conversation(thread, context)
+        stretch = self._stretches.get(thread.line)
+        if stretch is not None:  # one try per stretch: a second would show the same posts, with the same answer
+            stretch.taken = True
+        groups, thread_ids = self.conversation(thread)
         is_feed = len(groups) > 1
         labels: dict[str, str] = {}
         lines, blocks = [], []
