@@ -280,7 +280,8 @@ def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
              "haystack, or a label from a configured label source. Summaries are *extractive*: the messages "
              "that share the most content words with the rest of the conversation or feed (TF-IDF), not "
              "written by a model; a post of a feed is picked only if it shares "
-             f"{content_words_phrase(shared)} with another post of it. A feed is a stretch of consecutive "
+             f"{content_words_phrase(shared)} with another post the answer quotes, so an answer is one subject. "
+             "A feed is a stretch of consecutive "
              "short threads that makes one row, so no post is shown in two summaries."
              if "summarization" in per_task else
              "Every response is taken from the data: a real post, the rest of a real post, or a message of "

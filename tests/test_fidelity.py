@@ -132,16 +132,18 @@ def quoted_feeds(summaries_run) -> list[tuple[list[str], list[int]]]:
     return feeds
 
 
-def test_feed_summaries_quote_only_posts_that_share_two_content_words_with_another(summaries_run):
+def test_feed_summaries_quote_one_subject_posts_that_share_two_content_words(summaries_run):
     """A post that shares no subject with the rest of its feed does not represent it. Before 0.4.2 posts that
     shared nothing tied and the earliest won (36 of 208 picks on this sample); in 0.4.2 one shared word made a
-    post central, however unrelated ("Social Security" / "security teams")."""
+    post central, however unrelated ("Social Security" / "security teams"); until 0.5.0 an answer could quote
+    two unrelated pairs' posts, one without its partner. Every quoted post shares 2 content words with another
+    quoted post."""
     feeds = quoted_feeds(summaries_run)
     assert len(feeds) >= 5
     for posts, quoted in feeds:
         words = [set(terms(post)) for post in posts]
         for own in quoted:
-            assert any(len(words[own] & others) >= 2 for i, others in enumerate(words) if i != own), posts[own]
+            assert any(len(words[own] & words[other]) >= 2 for other in quoted if other != own), posts[own]
 
 
 @pytest.mark.parametrize("run", ["summaries_run", "real_run"])
@@ -159,14 +161,14 @@ def test_no_post_is_shown_in_two_summaries_so_no_answer_repeats(run, request):
 
 def test_the_card_states_which_feed_posts_a_summary_may_quote(summaries_run):
     card = (summaries_run[0] / "README.md").read_text(encoding="utf-8")
-    assert "a post of a feed is picked only if it shares 2 content words with another post of it" in card
+    assert "a post of a feed is picked only if it shares 2 content words with another post the answer quotes" in card
     assert "no post is shown in two summaries" in card
 
 
 def test_the_posts_a_feed_summary_quotes_share_a_subject_by_a_sentence_embedding_model(summaries_run):
-    """MiniLM cosine between two posts one feed row quotes: mean 0.20 on this sample, against 0.09 for any two
-    posts of those feeds (0.4.2's one-shared-word rule: 0.17, against 0.09). Few pairs, each counted once: one
-    row per stretch of the feed (0.4.3's overlapping feeds counted a good pair up to 7 times: 0.33)."""
+    """MiniLM cosine between two posts one feed row quotes: mean 0.28 on this sample, against 0.09 for any two
+    posts of those feeds (the one-shared-word rule: 0.17, against 0.09). Few pairs, each counted once: one row
+    per stretch of the feed (0.4.3's overlapping feeds counted a good pair up to 7 times)."""
     model = load_minilm()
     feeds = quoted_feeds(summaries_run)
     texts = sorted({post for posts, _ in feeds for post in posts})
@@ -177,8 +179,8 @@ def test_the_posts_a_feed_summary_quotes_share_a_subject_by_a_sentence_embedding
 
     quoted = [c for posts, picks in feeds for c in cosines(posts, picks)]
     every = [c for posts, _ in feeds for c in cosines(posts, list(range(len(posts))))]
-    assert len(quoted) >= 8
-    assert statistics.mean(quoted) >= 0.185 and statistics.mean(quoted) >= 2 * statistics.mean(every)
+    assert len(quoted) >= 5
+    assert statistics.mean(quoted) >= 0.22 and statistics.mean(quoted) >= 2.5 * statistics.mean(every)
 
 
 def test_paraphrase_makes_no_offline_row_and_says_why(real_run):

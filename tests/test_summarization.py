@@ -278,6 +278,20 @@ def test_feed_posts_that_share_one_word_are_no_summary_by_default():
     assert [lines.index(line) for line in summary] == [2, 3]
 
 
+TWO_HOSPITALS = ["Rural hospitals may close soon.", "Two hospitals in rural Ohio merged."]
+
+
+def test_a_feed_answer_quotes_one_subject_whole_never_posts_of_two():
+    # Two pairs on two subjects, and room for four posts: quoting the four most central would put two unrelated
+    # pairs in one answer, and with three a post without the one it shares its subject with. The answer is the
+    # subject with the most centrality, whole.
+    texts = [SAME_MATCH[0], UNRELATED[0], TWO_HOSPITALS[0], SAME_MATCH[1], UNRELATED[1], TWO_HOSPITALS[1],
+             UNRELATED[2], UNRELATED[3]]
+    for max_points in (3, 4):
+        lines, summary = summarize_feed(texts, max_points=max_points)
+        assert [lines.index(line) for line in summary] == [2, 5]
+
+
 def test_only_feed_posts_that_share_content_words_are_picked_and_the_prompt_asks_for_that_many():
     texts = UNRELATED[:3] + ["Flooded park trail again, and the council approved bike lanes for it."] + UNRELATED[3:]
     lines, summary = summarize_feed(texts, max_points=4)  # 4 of the 8 posts could be asked for

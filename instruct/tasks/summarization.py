@@ -4,10 +4,11 @@ Offline (no LLM responder) the task is *extractive* and its prompt says so: it a
 representative messages, quoted verbatim with their authors, one per line, and the response is exactly
 that — the most central messages (summed TF-IDF cosine to the other messages, cluster IDF), in time order, each
 as its transcript line ``User_k: text``. In a conversation an earlier message wins a tie (the replies answer
-it). The posts of a feed are separate, so their order means nothing: only a post that shares at least
-``feed_min_shared`` content words (2) with another post of the feed is central, posts that tie at the cut are all
-left out, and a feed with fewer than two such posts makes no row (the thread goes to another task) rather than an
-answer that picks posts by their position, or by one word two unrelated posts happen to share. Abstractive
+it). The posts of a feed are separate, so their order means nothing: two posts share a subject when they share
+``feed_min_shared`` content words (2), and the answer is one subject, the group of posts linked so with the most
+centrality (at most ``{count}`` of its most central posts, each linked to another quoted one). Groups or posts
+that tie are all left out, and a feed with no two such posts makes no row (the thread goes to another task) rather
+than an answer that picks posts by their position, or by one word two unrelated posts happen to share. Abstractive
 wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` variants, when an LLM responder
 writes the answer.
 
@@ -94,9 +95,9 @@ class SummarizationTask(Task):
         max_chars: budget of the conversation, and of a stretch of the feed, in characters of message text.
         feed: whether a short thread may be shown in its stretch of the feed (false: only threads with
             ``min_messages`` of their own).
-        feed_min_shared: a feed post is quoted only if it shares at least this many content words with one
-            other post of the feed: one shared word is weak evidence of a shared subject (README.md, Fidelity,
-            gives the measurement). 1 is the rule of 0.4.2.
+        feed_min_shared: two feed posts share a subject when they share at least this many content words,
+            and a post is quoted only with another it shares a subject with: one shared word is weak evidence
+            of a shared subject (README.md, Fidelity, gives the measurement).
     """
 
     template_file = "summarization"
@@ -179,6 +180,63 @@ class SummarizationTask(Task):
             return f"conversation shorter than {self.min_messages} messages"
         return None
 
+    @staticmethod
+    def _most_central(lines: list[str], vectors: list[dict], shared: list[float], points: int) -> list[int]:
+        """A conversation's ``points`` most central messages. An earlier message wins a tie: the later ones
+        answer it, and its opening states the subject, so replies that repeat no word of it are summed up by
+        how it starts."""
+        picked: list[int] = []
+        for i in sorted((i for i in range(len(lines)) if vectors[i]), key=lambda i: -shared[i]):
+            if len(picked) == points:
+                break
+            if all(lines[i] != lines[j] for j in picked):  # a repeated message says nothing new
+                picked.append(i)
+        return picked
+
+    def _subject(self, lines: list[str], vectors: list[dict], shared: list[float], points: int) -> list[int] | str:
+        """The posts a feed's answer quotes, or why there are none.
+
+        The posts of a feed are separate, so their order says nothing about them, and picking by position would
+        teach "quote the first posts". Two posts are on one subject when they share ``feed_min_shared`` content
+        words (one shared word is no shared subject: "Social Security" and "security teams", Mark Carney and Mark
+        Madsen). The answer is one subject: of the groups of posts linked so, the one with the most centrality
+        in all (summed TF-IDF cosine), at most ``points`` of its most central posts, each sharing a subject with
+        another quoted post. Quoting the most central posts across groups would quote a post without the one it
+        shares its subject with, beside an unrelated pair. Groups, or posts at the cut, that tie are all left out.
+        """
+        words = [vector.keys() for vector in vectors]
+        nodes = [i for i in range(len(lines)) if shared[i] > 0 and lines[i] not in lines[:i]]  # a repeat is no new post
+
+        def linked(i: int, j: int) -> bool:
+            return len(words[i] & words[j]) >= self.feed_min_shared
+
+        groups, seen = [], set()
+        for start in nodes:
+            if start in seen:
+                continue
+            group, frontier = [], [start]
+            seen.add(start)
+            while frontier:
+                i = frontier.pop()
+                group.append(i)
+                for j in nodes:
+                    if j not in seen and linked(i, j):
+                        seen.add(j)
+                        frontier.append(j)
+            if len(group) > 1:
+                groups.append((round(sum(shared[i] for i in group), 9), group))
+        if not groups:
+            return self._nothing_shared
+        groups.sort(key=lambda scored: -scored[0])
+        if len(groups) > 1 and groups[0][0] == groups[1][0]:
+            return TIED
+        members = sorted(groups[0][1], key=lambda i: -shared[i])
+        picked = members[:points]
+        if len(members) > points and shared[picked[-1]] == shared[members[points]]:
+            picked = [i for i in picked if shared[i] != shared[members[points]]]
+        picked = [i for i in picked if any(linked(i, j) for j in picked if j != i)]
+        return picked if len(picked) >= 2 else TIED
+
     def build(self, thread: Thread, context: TaskContext, draws: Draws) -> Row | str:
         stretch = self._stretches.get(thread.line)
         if stretch is not None:  # one try per stretch: a second would show the same posts, with the same answer
@@ -211,34 +269,15 @@ class SummarizationTask(Task):
         # instead of by rounding noise, and the stable sort keeps them in time order.
         shared = [round(sum(weight * (centroid[term] - weight) for term, weight in vector.items()), 9)
                   for vector in vectors]
-        if is_feed:
-            # The posts of a feed are separate, so their order says nothing about them: a post that shares no
-            # subject with another is not central, and posts that tie at the cut are all left out. Either way,
-            # picking by position would teach "quote the first posts". One shared word is no shared subject
-            # ("Social Security" and "security teams", Mark Carney and Mark Madsen), so it takes several.
-            words = [vector.keys() for vector in vectors]
-            candidates = [i for i in range(len(messages)) if shared[i] > 0 and any(
-                len(words[i] & words[j]) >= self.feed_min_shared for j in range(len(messages)) if j != i)]
-        else:
-            # In a conversation the earlier message wins a tie: the later ones answer it, and its opening
-            # states the subject, so replies that repeat no word of it are summed up by how it starts.
-            candidates = [i for i in range(len(messages)) if vectors[i]]
-        candidates.sort(key=lambda i: -shared[i])
         points = min(self.max_points, (len(messages) + 1) // 2)
-        picked: list[int] = []
-        tied = False
-        for i in candidates:
-            if any(lines[i] == lines[j] for j in picked):  # a repeated message says nothing new
-                continue
-            if len(picked) == points:
-                if is_feed and shared[picked[-1]] == shared[i]:
-                    tied = True
-                    while picked and shared[picked[-1]] == shared[i]:
-                        picked.pop()
-                break
-            picked.append(i)
-        if len(picked) < 2:
-            return TIED if tied else self._nothing_shared if is_feed else TOO_FEW
+        if is_feed:
+            picked = self._subject(lines, vectors, shared, points)
+            if isinstance(picked, str):
+                return picked
+        else:
+            picked = self._most_central(lines, vectors, shared, points)
+            if len(picked) < 2:
+                return TOO_FEW
         picked.sort()
         instruction, template_id = self.render(variant, draws, count=len(picked),
                                                **{"feed" if is_feed else "conversation": shown})
