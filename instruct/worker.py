@@ -144,7 +144,7 @@ def run_shard(shard: Shard, setup: Setup) -> Counts:
     first_chunk = shard.start // CHUNK_LINES  # the chunks before it hold warm-up lines only
     with _rare_collections(), part_path(setup.parts_dir, key, shard.index, "rejects").open("wb") as reject_file:
         stats, parsed = _cluster_stats(shard, any(t.uses_stats for t in setup.tasks))
-        context = TaskContext(cluster=key, stats=stats, split_of=setup.split_of, feed=feed)
+        context = TaskContext(cluster=key, stats=stats, feed=feed)
         if feed is not None:
             context.earlier = lambda: feed.earlier(context.split)
         rejects = jsonlines.Writer(reject_file, dumps=orjson.dumps)
@@ -207,7 +207,7 @@ def _offer_chunk(chunk, chunk_index, context: TaskContext, feed: Feed | None, se
     if not chunk:
         return
     draws = Draws(rng_for(setup.seed, context.cluster, CHUNK, chunk_index))
-    context.chunk = [item[0] for item in chunk if item is not None]
+    context.chunk = [item for item in chunk if item is not None]
     for task in setup.tasks:
         task.begin_chunk(context)
     offers = [_Offer(task, counts.task(task.name), task.weight, task.name in setup.deferred_tasks)

@@ -31,11 +31,10 @@ def thread_of(texts: list[str], users: list[str], thread_id: str = "t", line: in
                   tuple(Message(user, i, text, None) for i, (user, text) in enumerate(zip(users, texts))))
 
 
-def context(task: SummarizationTask, chunk: list[Thread] = (), texts: list[str] = (),
-            split_of=lambda thread_id: "train") -> TaskContext:
-    """The context of a chunk of threads, as the worker hands it to the task before offering them."""
+def context(task: SummarizationTask, chunk: list[Thread] = (), texts: list[str] = ()) -> TaskContext:
+    """The context of a chunk of threads (all train), as the worker hands it to the task before offering them."""
     stats = ClusterStats.from_texts(list(texts) or ["transit parks climate", "parks"])
-    ctx = TaskContext(cluster="cluster_0", stats=stats, chunk=list(chunk), split_of=split_of)
+    ctx = TaskContext(cluster="cluster_0", stats=stats, chunk=[(thread, "train") for thread in chunk])
     task.begin_chunk(ctx)
     return ctx
 
@@ -129,7 +128,8 @@ def test_a_stretch_holds_consecutive_short_threads_of_one_split():
              thread_of(["g on parks"], ["g"], thread_id="validation g", line=6),
              thread_of(["h on parks"], ["h"], thread_id="h", line=7)]
     task = SummarizationTask().bind("summarization", TEMPLATES)
-    stretches = task.stretches(chunk, lambda thread_id: "validation" if thread_id.startswith("validation") else "train")
+    stretches = task.stretches([(thread, "validation" if thread.id.startswith("validation") else "train")
+                                for thread in chunk])
     # A conversation of its own ends a stretch; a thread without text is not shown; the other split's threads
     # make stretches of their own.
     assert {line: [t.id for t in stretch.threads] for line, stretch in stretches.items()} == {

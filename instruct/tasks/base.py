@@ -28,9 +28,9 @@ class TaskContext:
         split: the split the current thread belongs to (``train`` or ``validation``).
         earlier: returns the earlier threads of the same split, oldest first, within the configured
             look-back (only tasks with ``lookback > 0`` ask for it).
-        chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines, same split or not),
-            for tasks that pair threads with each other or group them (summarization's stretches of the feed).
-        split_of: the split of any thread id, so a task that pairs threads keeps each pair on one side.
+        chunk: the threads of the current chunk (up to CHUNK_LINES consecutive lines) with their splits, as
+            ``(thread, split)``, for tasks that group threads (summarization's stretches of the feed) and keep
+            each group on one side of the split.
         feed: the feed ``earlier`` reads, when the worker runs the task: its message log lets a task take the
             newest messages of the split without walking the threads (None: tasks build what they need from
             ``earlier``).
@@ -40,8 +40,7 @@ class TaskContext:
     stats: ClusterStats
     split: str = "train"
     earlier: Callable[[], list[Thread]] = list
-    chunk: Sequence[Thread] = field(default_factory=tuple)
-    split_of: Callable[[str], str] = lambda thread_id: "train"
+    chunk: Sequence[tuple[Thread, str]] = field(default_factory=tuple)
     feed: Feed | None = None
 
 
@@ -112,7 +111,7 @@ class Task(ABC):
         """One row from the thread, or a reason why it could not be built after all."""
 
     def begin_chunk(self, context: TaskContext) -> None:
-        """Called before the threads of a chunk are offered (``context.chunk`` holds them)."""
+        """Called before the threads of a chunk are offered (``context.chunk`` holds them, with their splits)."""
 
     # Helpers for subclasses ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ counts rows per variant (``counts.per_task.summarization.variants``).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from instruct.records import Message, Row, Thread
 from instruct.seeding import Draws
@@ -129,18 +129,17 @@ class SummarizationTask(Task):
         self._stretches: dict[int, _Stretch] = {}  # line → the stretch of the feed it is in (short threads only)
 
     def begin_chunk(self, context: TaskContext) -> None:
-        self._stretches = self.stretches(context.chunk, context.split_of) if self.feed else {}
+        self._stretches = self.stretches(context.chunk) if self.feed else {}
 
-    def stretches(self, chunk: Sequence[Thread], split_of: Callable[[str], str]) -> dict[int, _Stretch]:
+    def stretches(self, chunk: Sequence[tuple[Thread, str]]) -> dict[int, _Stretch]:
         """The chunk's short threads tiled into stretches of the feed, by line: in file order, a split's
         consecutive short threads fill one stretch up to the budget, and a conversation of its own (which
         makes its own rows) ends it. A thread over the budget alone is a stretch of its own."""
         by_line, current = {}, {}
-        for thread in chunk:
+        for thread, split in chunk:
             texts = thread.text_messages()
             if not texts:
                 continue
-            split = split_of(thread.id)
             if len(texts) >= self.min_messages:
                 current.pop(split, None)
                 continue
