@@ -52,6 +52,28 @@ def zipf(lowered: str) -> float:
     return _ZIPF.get(lowered, RARE_ZIPF)
 
 
+@lru_cache(maxsize=1)
+def _word_class_table() -> dict[str, list[str]]:
+    """Lowercased word -> the parts of speech (UPOS) lemminflect's lexicon allows it, for every word of the Zipf
+    table the lexicon knows. Kept in the user's cache folder (usercache): lemminflect loads its whole lexicon
+    before the first answer, where the kept table is one orjson call. Built on first use, so a run whose tasks
+    never ask pays nothing."""
+    path = usercache.cache_file("lemminflect", "en-small-word-classes")
+    table = usercache.recall(path)
+    if not isinstance(table, dict) or not table:
+        from lemminflect import getAllLemmas
+
+        table = {word: sorted(classes) for word in _ZIPF if (classes := getAllLemmas(word))}
+        usercache.remember(path, table)
+    return table
+
+
+def word_classes(lowered: str) -> frozenset[str]:
+    """The parts of speech a lowercased word can take ("NOUN", "VERB", "ADJ", "ADV", "AUX"), whatever its
+    context; empty for a word the lexicon lacks (a name, slang, a rare word)."""
+    return frozenset(_word_class_table().get(lowered, ()))
+
+
 @lru_cache(maxsize=8)
 def filler_words(max_zipf: float) -> frozenset[str]:
     """The lowercased words at or above ``max_zipf`` in general English (``max_zipf`` > RARE_ZIPF): the filler

@@ -1,7 +1,8 @@
 """Tables a library derives the same way every time, kept between runs in the user's cache folder
 (``$XDG_CACHE_HOME/instruct``, else ``~/.cache/instruct``): datasketch's LSH parameters (whose lsh module imports
-scipy) and wordfreq's Zipf table (whose import brings langcodes, ftfy and regex). A run reads the kept JSON
-instead of importing and asking the library again.
+scipy), wordfreq's Zipf table (whose import brings langcodes, ftfy and regex) and lemminflect's parts of speech
+of those words (which it answers only after loading its whole lexicon). A run reads the kept JSON instead of
+importing and asking the library again.
 
 Every file is named by the library's version and the settings it was asked with, so a new version is asked
 anew. A missing, cut or foreign file reads as nothing and is written again; a folder that cannot be written

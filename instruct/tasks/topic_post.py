@@ -10,9 +10,10 @@ handle or link; shouting lowercased, names keep their capital), scored by how to
   lowercase word (slang, a typo, "samiiii") 0.5;
 - a phrase scores the mean of its words, times ``1 + 0.3 * (words - 1)`` when it is a whole run ("Social
   Security", "creature comforts"), ``1 + 0.15 * (words - 1)`` when it is cut out of a longer one;
-- a phrase that reads like a clause (a lowercase -ly word at either end, a lowercase -ed/-ing word at its
-  end: "Hardman recorded", "moment thinking") scores 0.6 times as much, and one that repeats a word is no
-  phrase;
+- a phrase that reads like a clause, not a noun phrase (``clause_like``: it ends in a lowercase word that
+  cannot be a noun, by lemminflect's lexicon or its -ly/-ed/-ing form, or has an earlier one that can only
+  be a verb or an adverb: "Hardman recorded", "anger translates", "voices overwhelmingly dominate") scores
+  0.6 times as much, and one that repeats a word is no phrase;
 - ties go to the phrase rarer in the cluster (mean IDF), then to the earlier one.
 
 This is the candidate rule of RAKE/YAKE (runs between stopwords) with a frequency band in place of YAKE's
@@ -33,24 +34,37 @@ from instruct.responders.backtranslation import backtranslation
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext, anchor_post_words
 from instruct.templates import Slots
-from instruct.text import (NOT_PROSE, RARE_ZIPF, ClusterStats, filler_words, hashtags, join_words, phrase_runs, words,
-                           zipf)
+from instruct.text import (NOT_PROSE, RARE_ZIPF, ClusterStats, filler_words, hashtags, join_words, phrase_runs,
+                           word_classes, words, zipf)
 
 KNOWN_ZIPF = 3.0  # wordfreq's small list holds every word at or above this
 EDGE_PENALTY = 0.6
+NOT_A_HEAD = frozenset({"VERB", "ADJ", "ADV", "AUX"})  # a word that can only be these ends no noun phrase
+NOT_A_MODIFIER = frozenset({"VERB", "ADV", "AUX"})    # ... and one that can only be these is in none
 # What the LLM is asked under instruction backtranslation; the post follows it.
 TOPIC_QUESTION = ("What is the topic of this social-media post? Answer with a short noun phrase only, "
                   "no sentence.\n\nPost:\n")
 
 
-def clause_like(first: tuple[str, str], last: tuple[str, str]) -> bool:
-    """Whether a phrase's edges make it a clause, not a topic: an adverb at either end ("typically aim") or a
-    verb form at the end ("Hardman recorded", "moment thinking"); only lowercase words are judged (a name or
-    a leading gerund, "reasoning powers", is not)."""
+def clause_like(window: list[tuple[str, str]]) -> bool:
+    """Whether a phrase (its words as (written, lowercased) pairs) is a clause or a bare modifier, not a topic.
+    A topic is a noun phrase, and an English noun phrase ends in a noun. So a phrase is clause-like when it ends
+    in a word that cannot be a noun, by lemminflect's lexicon ("anger translates", "remains steadfast",
+    "mundane") or by its form, an adverb or a verb form ("Hardman recorded", "moment thinking"), or when an
+    earlier word can only be a verb or an adverb ("voices overwhelmingly dominate", "fruits include
+    blackberries", "advocated abolishing democracy"). Only lowercase words are judged (a name is not), and an
+    -ing word before the last is not: as a modifier it is part of many a topic ("reasoning powers", "perpetual
+    licensing models")."""
     def ends(pair: tuple[str, str], endings: tuple[str, ...]) -> bool:
         return pair[0].islower() and len(pair[1]) > 4 and pair[1].endswith(endings)
 
-    return ends(first, ("ly",)) or ends(last, ("ly", "ed", "ing"))
+    def only(pair: tuple[str, str], classes: frozenset[str]) -> bool:
+        known = word_classes(pair[1]) if pair[0].islower() else frozenset()
+        return bool(known) and known <= classes
+
+    *before, last = window
+    return (ends(window[0], ("ly",)) or ends(last, ("ly", "ed", "ing")) or only(last, NOT_A_HEAD)
+            or any(only(pair, NOT_A_MODIFIER) for pair in before if not pair[1].endswith("ing")))
 
 
 def prose_words(text: str) -> list[str]:
@@ -144,7 +158,7 @@ class TopicPostTask(Task):
                     if len(set(phrase_lower)) < size:  # "rumors NHL Rumors"
                         continue
                     score = sum(word_score(w, l) for w, l in window) / size
-                    if clause_like(window[0], window[-1]):
+                    if clause_like(window):
                         score *= EDGE_PENALTY
                     score *= 1 + (0.3 if whole and size == len(part) else 0.15) * (size - 1)
                     rarity = sum(stats.idfs(phrase_lower)) / size
