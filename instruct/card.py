@@ -274,15 +274,18 @@ def files(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
 
 def provenance(manifest: dict, run_dir: Path, stats: RunRows) -> list[str]:
     per_task = manifest["counts"]["per_task"]
-    shared = manifest.get("tasks", {}).get("summarization", {}).get("feed_min_shared", 1)
+    summarization = manifest.get("tasks", {}).get("summarization", {})
+    shared = summarization.get("feed_min_shared", 1)
+    rare = summarization.get("feed_rare_zipf", 8)
+    one_rare = f", one of them rare in general English (Zipf < {rare:g})," if rare < 8 else ""
     lines = ["## Where responses come from", "",
              "Every response is taken from the data: a real post, the rest of a real post, a message of the "
              "haystack, or a label from a configured label source. Summaries are *extractive*: the messages "
              "that share the most content words with the rest of the conversation or feed (TF-IDF), not "
              "written by a model; a post of a feed is picked only if it shares "
-             f"{content_words_phrase(shared)} with another post the answer quotes, so an answer is one subject. "
-             "A feed is a stretch of consecutive "
-             "short threads that makes one row, so no post is shown in two summaries."
+             f"{content_words_phrase(shared)}{one_rare} with another post the answer quotes, so an answer is one "
+             "subject. A feed is a stretch of consecutive short threads that makes one row, so no post is shown "
+             "in two summaries."
              if "summarization" in per_task else
              "Every response is taken from the data: a real post, the rest of a real post, or a message of "
              "the haystack.", ""]

@@ -204,7 +204,8 @@ def test_every_summary_line_is_a_conversation_line_in_order_and_nothing_is_unfil
         return
     row = task.build(thread, ctx, Draws(np.random.default_rng(seed)))
     if isinstance(row, str):
-        assert row in ("no content words in the conversation", TOO_FEW, nothing_shared(task.feed_min_shared), TIED)
+        assert row in ("no content words in the conversation", TOO_FEW, TIED,
+                       nothing_shared(task.feed_min_shared, task.feed_rare_zipf))
         return
     assert not UNFILLED.search(row.instruction) and not UNFILLED.search(row.response)
     lines, summary = transcript_and_summary(task, row)
@@ -257,8 +258,8 @@ def test_feed_posts_that_share_nothing_make_no_summary():
     # Separate posts that share no word are equally (un)representative: an answer would pick them by their
     # place in the feed, and a model trained on it would learn to quote the first posts. The thread goes to
     # another task instead.
-    assert summarize_feed(UNRELATED) == nothing_shared(2)
-    assert summarize_feed(UNRELATED, feed_min_shared=1) == nothing_shared(1)
+    assert summarize_feed(UNRELATED) == nothing_shared(2, 4.5)
+    assert summarize_feed(UNRELATED, feed_min_shared=1) == nothing_shared(1, 4.5)
 
 
 # Pairs of posts that share one word, each in another sense, and two posts about one wrestling match.
@@ -270,8 +271,8 @@ SAME_MATCH = ["Toni Storm retains the AEW title tonight!", "AEW main event: Mari
 def test_feed_posts_that_share_one_word_are_no_summary_by_default():
     # "security" and "data" are all these posts share: a model told to quote what best shows the feed would
     # learn that any repeated word makes two posts its subject.
-    assert summarize_feed(ONE_WORD_APART) == nothing_shared(2)
-    lines, summary = summarize_feed(ONE_WORD_APART, max_points=2, feed_min_shared=1)  # 0.4.2's rule quoted them
+    assert summarize_feed(ONE_WORD_APART) == nothing_shared(2, 4.5)
+    lines, summary = summarize_feed(ONE_WORD_APART, max_points=2, feed_min_shared=1, feed_rare_zipf=8)  # 0.4.2
     assert len(summary) == 2 and set(summary) <= set(lines)
     # Posts that share a subject (Toni Storm, AEW) are quoted, and only they.
     lines, summary = summarize_feed(ONE_WORD_APART[:2] + SAME_MATCH + ONE_WORD_APART[2:])
@@ -279,6 +280,22 @@ def test_feed_posts_that_share_one_word_are_no_summary_by_default():
 
 
 TWO_HOSPITALS = ["Rural hospitals may close soon.", "Two hospitals in rural Ohio merged."]
+# Two posts that share two common words and nothing else: a tennis final and a football scandal.
+TWO_COMMON_WORDS = ["Canada won the final set at Indian Wells.", "Canada Soccer's final report on the scandal is out."]
+
+
+def test_feed_posts_that_share_only_common_words_are_no_summary_by_default():
+    # "canada" and "final" are common in general English (Zipf 5.0 and 5.3): posts on many subjects share such
+    # a pair. A subject needs one shared word rarer than feed_rare_zipf (4.5): "toni" and "aew", not "canada".
+    texts = [UNRELATED[0], TWO_COMMON_WORDS[0], UNRELATED[1], TWO_COMMON_WORDS[1], UNRELATED[2]]
+    assert summarize_feed(texts) == nothing_shared(2, 4.5)
+    lines, summary = summarize_feed(texts, feed_rare_zipf=8)  # 0.5.0's rule quoted them
+    assert [lines.index(line) for line in summary] == [1, 3]
+    lines, summary = summarize_feed(texts[:2] + SAME_MATCH + texts[2:])
+    assert [lines.index(line) for line in summary] == [2, 3]
+    task = SummarizationTask()
+    assert not task.share_a_subject({"canada", "final", "set"}, {"canada", "final", "scandal"})
+    assert task.share_a_subject({"toni", "storm", "title"}, {"toni", "storm", "challenges"})
 
 
 def test_a_feed_answer_quotes_one_subject_whole_never_posts_of_two():

@@ -5,10 +5,11 @@ representative messages, quoted verbatim with their authors, one per line, and t
 that — the most central messages (summed TF-IDF cosine to the other messages, cluster IDF), in time order, each
 as its transcript line ``User_k: text``. In a conversation an earlier message wins a tie (the replies answer
 it). The posts of a feed are separate, so their order means nothing: two posts share a subject when they share
-``feed_min_shared`` content words (2), and the answer is one subject, the group of posts linked so with the most
-centrality (at most ``{count}`` of its most central posts, each linked to another quoted one). Groups or posts
-that tie are all left out, and a feed with no two such posts makes no row (the thread goes to another task) rather
-than an answer that picks posts by their position, or by one word two unrelated posts happen to share. Abstractive
+``feed_min_shared`` content words (2), one of them rarer than ``feed_rare_zipf`` (4.5) in general English, and the
+answer is one subject, the group of posts linked so with the most centrality (at most ``{count}`` of its most
+central posts, each linked to another quoted one). Groups or posts that tie are all left out, and a feed with no
+two such posts makes no row (the thread goes to another task) rather than an answer that picks posts by their
+position, or by common words two unrelated posts happen to share. Abstractive
 wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` variants, when an LLM responder
 writes the answer.
 
@@ -26,12 +27,13 @@ counts rows per variant (``counts.per_task.summarization.variants``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 
 from instruct.records import Message, Row, Thread
 from instruct.seeding import Draws
 from instruct.tasks.base import Task, TaskContext
 from instruct.templates import ONE_THREAD, Slots
+from instruct.text import zipf
 from instruct.tfidf import tfidf_vectors
 
 
@@ -52,9 +54,11 @@ def content_words_phrase(count: int) -> str:
     return "a content word" if count == 1 else f"{count} content words"
 
 
-def nothing_shared(min_shared: int) -> str:
-    """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another."""
-    return f"fewer than 2 distinct posts of the feed share {content_words_phrase(min_shared)} with another post"
+def nothing_shared(min_shared: int, rare_zipf: float = 8.0) -> str:
+    """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another, one of
+    them rarer than ``rare_zipf``."""
+    rare = f" (one of them rarer than Zipf {rare_zipf:g})" if rare_zipf < 8 else ""
+    return f"fewer than 2 distinct posts of the feed share {content_words_phrase(min_shared)}{rare} with another post"
 
 
 class _Stretch:
@@ -98,6 +102,9 @@ class SummarizationTask(Task):
         feed_min_shared: two feed posts share a subject when they share at least this many content words,
             and a post is quoted only with another it shares a subject with: one shared word is weak evidence
             of a shared subject (README.md, Fidelity, gives the measurement).
+        feed_rare_zipf: ... and when at least one of those words is rarer than this in general English
+            (wordfreq's Zipf scale; 8: any word): two common words ("canada", "final") link unrelated posts
+            far more often than a name or a term ("haldeman", "kidney") does.
     """
 
     template_file = "summarization"
@@ -110,10 +117,10 @@ class SummarizationTask(Task):
     uses_stats = True
 
     bounds = {"max_points": (1, None), "min_messages": (3, None), "max_messages": (3, None), "max_chars": (1, None),
-              "feed_min_shared": (1, None)}
+              "feed_min_shared": (1, None), "feed_rare_zipf": (0, 8)}
 
     def __init__(self, weight: float = 1.0, max_points: int = 3, min_messages: int = 3, max_messages: int = 8,
-                 max_chars: int = 3000, feed: bool = True, feed_min_shared: int = 2):
+                 max_chars: int = 3000, feed: bool = True, feed_min_shared: int = 2, feed_rare_zipf: float = 4.5):
         super().__init__(weight)
         if max_points < 2:
             raise ValueError("summarization needs max_points >= 2")
@@ -125,7 +132,8 @@ class SummarizationTask(Task):
         self.max_chars = max_chars
         self.feed = feed
         self.feed_min_shared = feed_min_shared
-        self._nothing_shared = nothing_shared(feed_min_shared)
+        self.feed_rare_zipf = feed_rare_zipf
+        self._nothing_shared = nothing_shared(feed_min_shared, feed_rare_zipf)
         self._stretches: dict[int, _Stretch] = {}  # line → the stretch of the feed it is in (short threads only)
 
     def begin_chunk(self, context: TaskContext) -> None:
@@ -192,22 +200,30 @@ class SummarizationTask(Task):
                 picked.append(i)
         return picked
 
+    def share_a_subject(self, words: Collection[str], others: Collection[str]) -> bool:
+        """Whether two feed posts, by their content words, are on one subject: they share ``feed_min_shared``
+        words, one of them rarer than ``feed_rare_zipf`` in general English."""
+        common = set(words).intersection(others)
+        return len(common) >= self.feed_min_shared and any(zipf(word) < self.feed_rare_zipf for word in common)
+
     def _subject(self, lines: list[str], vectors: list[dict], shared: list[float], points: int) -> list[int] | str:
         """The posts a feed's answer quotes, or why there are none.
 
         The posts of a feed are separate, so their order says nothing about them, and picking by position would
         teach "quote the first posts". Two posts are on one subject when they share ``feed_min_shared`` content
-        words (one shared word is no shared subject: "Social Security" and "security teams", Mark Carney and Mark
-        Madsen). The answer is one subject: of the groups of posts linked so, the one with the most centrality
-        in all (summed TF-IDF cosine), at most ``points`` of its most central posts, each sharing a subject with
-        another quoted post. Quoting the most central posts across groups would quote a post without the one it
-        shares its subject with, beside an unrelated pair. Groups, or posts at the cut, that tie are all left out.
+        words, one of them rare (``share_a_subject``): one shared word is no shared subject ("Social Security"
+        and "security teams", Mark Carney and Mark Madsen), nor are two common ones ("canada" and "final" link
+        a tennis final to a football scandal). The answer is one subject: of the groups of posts linked so, the
+        one with the most centrality in all (summed TF-IDF cosine), at most ``points`` of its most central
+        posts, each sharing a subject with another quoted post. Quoting the most central posts across groups
+        would quote a post without the one it shares its subject with, beside an unrelated pair. Groups, or
+        posts at the cut, that tie are all left out.
         """
         words = [vector.keys() for vector in vectors]
         nodes = [i for i in range(len(lines)) if shared[i] > 0 and lines[i] not in lines[:i]]  # a repeat is no new post
 
         def linked(i: int, j: int) -> bool:
-            return len(words[i] & words[j]) >= self.feed_min_shared
+            return self.share_a_subject(words[i], words[j])
 
         groups, seen = [], set()
         for start in nodes:
