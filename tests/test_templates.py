@@ -33,6 +33,20 @@ def test_bundled_templates_render_as_format_map(template):
     assert template.render(values) == template.text.format_map(values)
 
 
+# Slots whose value can span lines: a post, a transcript, a feed, a haystack, a user's posts.
+BLOCK_SLOTS = ("beginning", "conversation", "feed", "haystack", "context", "history", "post")
+
+
+@pytest.mark.parametrize("template", ALL_BUNDLED, ids=lambda t: t.id)
+def test_a_block_of_lines_with_text_after_it_starts_on_a_line_of_its_own(template):
+    """A post can span lines. Run into a sentence on both sides ("starts like this: {beginning} ... Write the
+    rest", until 0.5.1) its first line reads as the end of the instruction and its last as the start of the
+    next; a block that ends the prompt, or starts on a line of its own, has an edge the reader can see."""
+    for match in re.finditer(r"\{(" + "|".join(BLOCK_SLOTS) + r")\}", template.text):
+        before, after = template.text[: match.start()], template.text[match.end():]
+        assert not after or not before or before.endswith("\n"), template.id
+
+
 @given(before=values_text.filter(lambda t: "{" not in t and "}" not in t), after=values_text, value=values_text)
 def test_any_plain_template_renders_as_format_map(before, after, value):
     text = before + "{name}" + after.replace("{", "{{").replace("}", "}}")
