@@ -53,7 +53,7 @@ def zipf(lowered: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _word_class_table() -> dict[str, list[str]]:
+def _word_class_table() -> dict[str, frozenset[str]]:
     """Lowercased word -> the parts of speech (UPOS) lemminflect's lexicon allows it, for every word of the Zipf
     table the lexicon knows. Kept in the user's cache folder (usercache): lemminflect loads its whole lexicon
     before the first answer, where the kept table is one orjson call. Built on first use, so a run whose tasks
@@ -65,13 +65,13 @@ def _word_class_table() -> dict[str, list[str]]:
 
         table = {word: sorted(classes) for word in _ZIPF if (classes := getAllLemmas(word))}
         usercache.remember(path, table)
-    return table
+    return {word: frozenset(classes) for word, classes in table.items()}
 
 
 def word_classes(lowered: str) -> frozenset[str]:
     """The parts of speech a lowercased word can take ("NOUN", "VERB", "ADJ", "ADV", "AUX"), whatever its
     context; empty for a word the lexicon lacks (a name, slang, a rare word)."""
-    return frozenset(_word_class_table().get(lowered, ()))
+    return _word_class_table().get(lowered, frozenset())
 
 
 @lru_cache(maxsize=8)

@@ -9,9 +9,8 @@ it). The posts of a feed are separate, so their order means nothing: two posts s
 answer is one subject, the group of posts linked so with the most centrality (at most ``{count}`` of its most
 central posts, each linked to another quoted one). Groups or posts that tie are all left out, and a feed with no
 two such posts makes no row (the thread goes to another task) rather than an answer that picks posts by their
-position, or by common words two unrelated posts happen to share. Abstractive
-wording ("in a few sentences", "a rundown") is used only by the ``*_llm`` variants, when an LLM responder
-writes the answer.
+position, or by common words two unrelated posts happen to share. Abstractive wording ("in a few sentences", "a
+rundown") is used only by the ``*_llm`` variants, when an LLM responder writes the answer.
 
 A thread with ``min_messages`` text messages of its own is shown alone, as one conversation (``thread``
 variants). Real BluePrint threads are mostly one or two messages, so a shorter thread is shown in its *stretch
