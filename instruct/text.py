@@ -33,15 +33,13 @@ def _zipf_table() -> dict[str, float]:
     """Lowercased word -> Zipf frequency, every word of wordfreq's small list, so a lookup is one dict access.
     Kept in the user's cache folder (usercache): importing wordfreq brings langcodes, ftfy and regex into every
     process, where reading the kept table is one orjson call (floats read back exactly)."""
-    path = usercache.cache_file("wordfreq", "en-small-zipf")
-    table = usercache.recall(path)
-    if not isinstance(table, dict) or not table:
+    def build() -> dict[str, float]:
         from wordfreq import get_frequency_dict
 
-        table = {word: math.log10(frequency) + 9.0
-                 for word, frequency in get_frequency_dict("en", wordlist="small").items()}
-        usercache.remember(path, table)
-    return table
+        return {word: math.log10(frequency) + 9.0
+                for word, frequency in get_frequency_dict("en", wordlist="small").items()}
+
+    return usercache.kept_table("wordfreq", "en-small-zipf", build)
 
 
 _ZIPF = _zipf_table()
@@ -58,13 +56,12 @@ def _word_class_table() -> dict[str, frozenset[str]]:
     table the lexicon knows. Kept in the user's cache folder (usercache): lemminflect loads its whole lexicon
     before the first answer, where the kept table is one orjson call. Built on first use, so a run whose tasks
     never ask pays nothing."""
-    path = usercache.cache_file("lemminflect", "en-small-word-classes")
-    table = usercache.recall(path)
-    if not isinstance(table, dict) or not table:
+    def build() -> dict[str, list[str]]:
         from lemminflect import getAllLemmas
 
-        table = {word: sorted(classes) for word in _ZIPF if (classes := getAllLemmas(word))}
-        usercache.remember(path, table)
+        return {word: sorted(classes) for word in _ZIPF if (classes := getAllLemmas(word))}
+
+    table = usercache.kept_table("lemminflect", "en-small-word-classes", build)
     return {word: frozenset(classes) for word, classes in table.items()}
 
 

@@ -16,6 +16,7 @@ import importlib.metadata
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
@@ -43,6 +44,17 @@ def remember(path: Path | None, value: object) -> None:
         write_shared(path, orjson.dumps(value))
     except OSError:
         pass  # a folder that cannot be written costs the next run the same work, nothing more
+
+
+def kept_table(package: str, name: str, build: Callable[[], dict]) -> dict:
+    """The table ``build`` derives from ``package`` (imported only inside it), read from the user's cache
+    folder when kept there, else built and kept for later runs."""
+    path = cache_file(package, name)
+    table = recall(path)
+    if not isinstance(table, dict) or not table:
+        table = build()
+        remember(path, table)
+    return table
 
 
 def write_shared(path: Path, data: bytes) -> None:

@@ -53,7 +53,7 @@ def content_words_phrase(count: int) -> str:
     return "a content word" if count == 1 else f"{count} content words"
 
 
-def nothing_shared(min_shared: int, rare_zipf: float = 8.0) -> str:
+def nothing_shared(min_shared: int, rare_zipf: float) -> str:
     """Why a feed makes no row when fewer than two of its posts share ``min_shared`` words with another, one of
     them rarer than ``rare_zipf``."""
     rare = f" (one of them rarer than Zipf {rare_zipf:g})" if rare_zipf < 8 else ""
